@@ -1,0 +1,221 @@
+"""Kit shared by every vendor emulator (sandbox): fault injection and in-process transport.
+
+An emulator is an ASGI app that keeps state and speaks the vendor's wire format. Wrapped in
+``FaultInjector`` it can, on demand, answer 429 with Retry-After, fail with 5xx, stall past the
+client's timeout *after* applying the write (the nastiest case for idempotency), or be slow.
+Faults are set from tests directly (``plan.inject``) or over HTTP at ``/__sandbox__/faults``
+when the emulator runs in its own process (``q2c sandbox``).
+
+``InProcessTransport`` lets a synchronous ``httpx.Client`` call an ASGI app in the same process
+(demo and fast tests) and honours the client's read timeout, so timeouts behave as over TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import threading
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import anyio
+import anyio.from_thread
+import httpx
+
+__all__ = [
+    "Fault",
+    "FaultInjector",
+    "FaultPlan",
+    "InProcessTransport",
+    "VendorErrorBody",
+]
+
+FaultKind = Literal["rate_limit", "server_error", "timeout", "slow", "unavailable"]
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Builds the vendor's own error body for an injected status: (status, kind) -> (body, headers)
+VendorErrorBody = Callable[[int, str], tuple[bytes, dict[str, str]]]
+
+
+@dataclass
+class Fault:
+    """One fault rule: applies to requests matching ``method`` and the ``path`` glob.
+
+    ``times`` is how many matching requests it hits (None: until cleared); ``every`` hits only
+    every n-th matching request (1: all of them).
+    """
+
+    kind: FaultKind
+    path: str = "*"
+    method: str = "*"
+    times: int | None = 1
+    every: int = 1
+    status: int | None = None
+    retry_after: float | None = 1.0
+    delay: float = 30.0
+    seen: int = 0
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in ("*", method)) and fnmatch.fnmatch(path, self.path)
+
+
+@dataclass
+class FaultPlan:
+    """Thread-safe list of fault rules consulted for each request."""
+
+    faults: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def inject(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def next_for(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times is not None and fault.hits >= fault.times:
+                    continue
+                if not fault.matches(method, path):
+                    continue
+                fault.seen += 1
+                if (fault.seen - 1) % fault.every:
+                    continue
+                fault.hits += 1
+                return fault
+        return None
+
+    def describe(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(f) for f in self.faults]
+
+
+def _default_error_body(status: int, kind: str) -> tuple[bytes, dict[str, str]]:
+    return json.dumps({"error": kind, "status": status}).encode(), {
+        "content-type": "application/json"
+    }
+
+
+class FaultInjector:
+    """ASGI middleware: applies the fault plan, and serves ``/__sandbox__/faults``."""
+
+    ADMIN_PREFIX = "/__sandbox__/faults"
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        plan: FaultPlan | None = None,
+        *,
+        error_body: VendorErrorBody = _default_error_body,
+    ) -> None:
+        self.app = app
+        self.plan = plan or FaultPlan()
+        self.error_body = error_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith(self.ADMIN_PREFIX):
+            await self._admin(scope, receive, send)
+            return
+        fault = self.plan.next_for(scope["method"], path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+            await self.app(scope, receive, send)
+        elif fault.kind == "timeout":
+            # The vendor applies the write, then the answer never arrives in time.
+            async def hold_back(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    await asyncio.sleep(fault.delay)
+                await send(message)
+
+            await self.app(scope, receive, hold_back)
+        else:
+            status = fault.status or {"rate_limit": 429, "unavailable": 503}.get(fault.kind, 500)
+            body, headers = self.error_body(status, fault.kind)
+            if fault.kind == "rate_limit" and fault.retry_after is not None:
+                headers = {**headers, "retry-after": str(int(fault.retry_after))}
+            await _respond(send, status, body, headers)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "DELETE":
+            self.plan.clear()
+        elif scope["method"] == "POST":
+            raw = b""
+            while True:
+                message = await receive()
+                raw += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            try:
+                spec = json.loads(raw or b"{}")
+                self.plan.inject(Fault(**spec))
+            except (TypeError, ValueError) as exc:
+                await _respond(send, 400, json.dumps({"error": str(exc)}).encode(), {})
+                return
+        body = json.dumps(self.plan.describe()).encode()
+        await _respond(send, 200, body, {"content-type": "application/json"})
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    raw_headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class InProcessTransport(httpx.BaseTransport):
+    """Synchronous httpx transport that calls an ASGI app on a private event-loop thread.
+
+    httpx's own ``ASGITransport`` does the ASGI translation; a blocking portal from anyio runs
+    it. The client's read timeout is enforced, and raises ``httpx.ReadTimeout`` like a socket.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        self._portal_cm: AbstractContextManager[anyio.from_thread.BlockingPortal] = (
+            anyio.from_thread.start_blocking_portal()
+        )
+        self._portal = self._portal_cm.__enter__()
+        self._closed = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        timeout = (request.extensions.get("timeout") or {}).get("read")
+
+        async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            inner = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body
+            )
+            guard = anyio.fail_after(timeout) if timeout else nullcontext()
+            with guard:
+                response = await self._asgi.handle_async_request(inner)
+                content = await response.aread()
+            return response.status_code, response.headers.raw, content
+
+        try:
+            status, headers, content = self._portal.call(call)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(f"no answer within {timeout}s", request=request) from exc
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._portal_cm.__exit__(None, None, None)
