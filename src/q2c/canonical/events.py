@@ -88,6 +88,8 @@ class OpportunityClosedWon(CanonicalModel):
     quote_id: str | None = None
     amount: Money | None = None
     close_date: date | None = None
+    proposal_version: int = Field(default=1, ge=1)
+    legal_entity: str | None = None
     crm: str = "salesforce"
 
 

@@ -1,0 +1,550 @@
+"""The saga engine: runs business transactions step by step, durably.
+
+For every step: journal "started" (committed) -> side effect -> journal "done" together with
+the step's output, xref links, outbound events and the transaction's next step, in one
+database transaction. After a crash the transaction resumes at the first step not journaled
+"done"; a step that was started but not finished runs again, which is safe because each step
+writes to vendors with an external id derived from its idempotency key.
+
+Failures are classified by ``q2c.errors``: retriable errors wait in the store until
+``next_attempt_at`` (backoff with jitter, Retry-After as a floor) until the step's attempts run
+out; business-fix and fatal errors park the transaction in the exception queue at once.
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+
+from q2c.canonical.events import CloudEvent, TransactionFailed, new_event, validate_data
+from q2c.errors import FatalError, Q2CError, RateLimitedError, RetriableError
+from q2c.runtime.context import bind_correlation
+from q2c.runtime.exception_queue import ExceptionFilter, ExceptionQueue
+from q2c.runtime.flow import Flow, Mode, Step, StepContext, StepResult
+from q2c.runtime.jsonutil import dumps, loads
+from q2c.runtime.outbox import enqueue
+from q2c.runtime.xref import XrefHub
+from q2c.store.schema import exceptions, replays, steps, transactions
+
+__all__ = ["LeaseLostError", "ReplayOutcome", "RunOutcome", "SagaEngine"]
+
+log = structlog.get_logger("q2c.engine")
+
+
+class LeaseLostError(Exception):
+    """Another worker took this transaction over (our lease expired); stop quietly."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    transaction_id: str
+    status: str  # completed | retry_wait | parked | lost
+    step: str | None = None
+    error: Q2CError | None = None
+
+
+@dataclass(slots=True)
+class ReplayOutcome:
+    transaction_id: str
+    accepted: bool
+    dry_run: bool
+    message: str
+    from_step: str | None = None
+    intended_writes: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SagaEngine:
+    def __init__(
+        self,
+        db: Engine,
+        flows: Mapping[str, Flow],
+        *,
+        services: Callable[[Mode], Any],
+        worker_id: str,
+        now: Callable[[], datetime],
+        lease: timedelta = timedelta(seconds=60),
+        max_replays: int = 5,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.flows = dict(flows)
+        self.services = services
+        self.worker_id = worker_id
+        self.now = now
+        self.lease = lease
+        self.max_replays = max_replays
+        self.rng = rng or random.Random()
+        self.exception_queue = ExceptionQueue(db, now=now)
+        self.xref = XrefHub(db, now=now)
+
+    # claiming ---------------------------------------------------------------------------
+    def claim(self, limit: int = 50) -> list[str]:
+        """Claim due transactions (and ones whose worker died) with a lease.
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets N workers claim without blocking each
+        other; SQLite serialises writers with BEGIN IMMEDIATE, which gives the same guarantee.
+        """
+        now = self.now()
+        due = or_(
+            and_(
+                transactions.c.status.in_(("pending", "retry_wait")),
+                transactions.c.next_attempt_at <= now,
+            ),
+            and_(transactions.c.status == "running", transactions.c.claimed_until < now),
+        )
+        with self.db.begin() as connection:
+            ids = list(
+                connection.execute(
+                    select(transactions.c.id)
+                    .where(due)
+                    .order_by(transactions.c.next_attempt_at, transactions.c.created_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if ids:
+                connection.execute(
+                    update(transactions)
+                    .where(transactions.c.id.in_(ids))
+                    .values(
+                        status="running",
+                        claimed_by=self.worker_id,
+                        claimed_until=now + self.lease,
+                        updated_at=now,
+                    )
+                )
+        return ids
+
+    def release_own_claims(self) -> int:
+        """On start: a restarted worker takes back what it held when it died."""
+        with self.db.begin() as connection:
+            return connection.execute(
+                update(transactions)
+                .where(
+                    transactions.c.status == "running",
+                    transactions.c.claimed_by == self.worker_id,
+                )
+                .values(status="pending", claimed_by=None, claimed_until=None)
+            ).rowcount
+
+    def run_due(self, limit: int = 50) -> list[RunOutcome]:
+        return [self.run(transaction_id) for transaction_id in self.claim(limit)]
+
+    def next_due_at(self) -> datetime | None:
+        with self.db.connect() as connection:
+            return connection.execute(
+                select(transactions.c.next_attempt_at)
+                .where(transactions.c.status.in_(("pending", "retry_wait")))
+                .order_by(transactions.c.next_attempt_at)
+                .limit(1)
+            ).scalar_one_or_none()
+
+    # running ----------------------------------------------------------------------------
+    def run(self, transaction_id: str) -> RunOutcome:
+        with self.db.connect() as connection:
+            row = connection.execute(
+                select(transactions).where(transactions.c.id == transaction_id)
+            ).one()
+            done = {
+                r.step: loads(r.output) if r.output else {}
+                for r in connection.execute(
+                    select(steps.c.step, steps.c.output).where(
+                        steps.c.transaction_id == transaction_id, steps.c.status == "done"
+                    )
+                )
+            }
+        flow = self.flows[row.flow]
+        event = CloudEvent.model_validate(loads(row.input))
+        data = validate_data(event)
+        services = self.services(row.mode)
+        attempt = row.attempts + 1
+        with bind_correlation(row.correlation_id, transaction_id=transaction_id, flow=flow.name):
+            for position, step in enumerate(flow.steps):
+                if step.name in done:
+                    continue
+                context = StepContext(
+                    transaction_id=transaction_id,
+                    flow=flow.name,
+                    business_key=row.business_key,
+                    version=row.version,
+                    step=step.name,
+                    attempt=attempt,
+                    correlation_id=row.correlation_id,
+                    mode=row.mode,
+                    event=event,
+                    data=data,
+                    results=done,
+                    services=services,
+                )
+                try:
+                    self._journal_started(context, position)
+                    result = _as_result(step.run(context))
+                    last = position == len(flow.steps) - 1
+                    self._journal_done(context, row, flow, step, position, result, last)
+                except LeaseLostError:
+                    log.warning("lease lost; another worker owns the transaction")
+                    return RunOutcome(transaction_id, "lost", step.name)
+                except Q2CError as error:
+                    return self._fail(context, row, step, error)
+                except Exception as exc:  # a bug must park the transaction, not kill the worker
+                    error = FatalError(
+                        f"Unexpected error in step '{step.name}'",
+                        detail="".join(traceback.format_exception(exc))[-4000:],
+                    )
+                    return self._fail(context, row, step, error)
+                done[step.name] = result.output
+                attempt = 1
+                log.info("step done", step=step.name, attempt=context.attempt)
+        log.info("transaction completed")
+        return RunOutcome(transaction_id, "completed")
+
+    def _owned(self, transaction_id: str) -> Any:
+        return and_(
+            transactions.c.id == transaction_id,
+            transactions.c.claimed_by == self.worker_id,
+            transactions.c.status == "running",
+        )
+
+    def _journal_started(self, context: StepContext, position: int) -> None:
+        now = self.now()
+        with self.db.begin() as connection:
+            claimed = connection.execute(
+                update(transactions)
+                .where(self._owned(context.transaction_id))
+                .values(current_step=context.step, claimed_until=now + self.lease, updated_at=now)
+            ).rowcount
+            if not claimed:
+                raise LeaseLostError(context.transaction_id)
+            changed = connection.execute(
+                update(steps)
+                .where(steps.c.idempotency_key == context.idempotency_key)
+                .values(status="started", attempt=context.attempt, started_at=now, error=None)
+            ).rowcount
+            if not changed:
+                connection.execute(
+                    insert(steps).values(
+                        transaction_id=context.transaction_id,
+                        step=context.step,
+                        position=position,
+                        idempotency_key=context.idempotency_key,
+                        status="started",
+                        attempt=context.attempt,
+                        started_at=now,
+                    )
+                )
+
+    def _journal_done(
+        self,
+        context: StepContext,
+        row: Any,
+        flow: Flow,
+        step: Step,
+        position: int,
+        result: StepResult,
+        last: bool,
+    ) -> None:
+        now = self.now()
+        with self.db.begin() as connection:
+            values: dict[str, Any] = {
+                "attempts": 0,
+                "updated_at": now,
+                "claimed_until": now + self.lease,
+            }
+            if last:
+                values.update(
+                    status="completed", completed_at=now, claimed_by=None, claimed_until=None
+                )
+            else:
+                values["current_step"] = flow.steps[position + 1].name
+            claimed = connection.execute(
+                update(transactions).where(self._owned(context.transaction_id)).values(**values)
+            ).rowcount
+            if not claimed:
+                raise LeaseLostError(context.transaction_id)
+            connection.execute(
+                update(steps)
+                .where(steps.c.idempotency_key == context.idempotency_key)
+                .values(
+                    status="done",
+                    output=dumps(result.output),
+                    finished_at=now,
+                    system=step.system,
+                )
+            )
+            if context.mode == "live":
+                for link in result.xrefs:
+                    self.xref.link_in(connection, link, changed_by=f"{flow.name}/{step.name}")
+                enqueue(
+                    connection,
+                    result.events,
+                    partition_key=row.partition_key,
+                    transaction_id=context.transaction_id,
+                    now=now,
+                )
+            if last:
+                self.exception_queue.resolve_for_key_in(
+                    connection,
+                    flow=flow.name,
+                    business_key=row.business_key,
+                    transaction_id=context.transaction_id,
+                )
+
+    def _fail(self, context: StepContext, row: Any, step: Step, error: Q2CError) -> RunOutcome:
+        now = self.now()
+        attempt = context.attempt
+        retry = isinstance(error, RetriableError) and not step.retry.exhausted(attempt)
+        with self.db.begin() as connection:
+            connection.execute(
+                update(steps)
+                .where(steps.c.idempotency_key == context.idempotency_key)
+                .values(status="failed", error=dumps(error.as_dict()), finished_at=now)
+            )
+            if retry:
+                retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+                delay = step.retry.delay(attempt, retry_after=retry_after, rng=self.rng)
+                claimed = connection.execute(
+                    update(transactions)
+                    .where(self._owned(context.transaction_id))
+                    .values(
+                        status="retry_wait",
+                        attempts=attempt,
+                        next_attempt_at=now + timedelta(seconds=delay),
+                        claimed_by=None,
+                        claimed_until=None,
+                        updated_at=now,
+                    )
+                ).rowcount
+                if not claimed:
+                    return RunOutcome(context.transaction_id, "lost", step.name, error)
+                log.info(
+                    "step will retry",
+                    step=step.name,
+                    attempt=attempt,
+                    delay=delay,
+                    error=error.message,
+                )
+                return RunOutcome(context.transaction_id, "retry_wait", step.name, error)
+            if isinstance(error, RetriableError):
+                error.message = (
+                    f"{error.message}; gave up after {attempt} attempts at step '{step.name}'"
+                )
+            claimed = connection.execute(
+                update(transactions)
+                .where(self._owned(context.transaction_id))
+                .values(
+                    status="parked",
+                    attempts=attempt,
+                    claimed_by=None,
+                    claimed_until=None,
+                    updated_at=now,
+                )
+            ).rowcount
+            if not claimed:
+                return RunOutcome(context.transaction_id, "lost", step.name, error)
+            self._park_in(connection, context, row, step, error, attempt, now)
+        log.warning("transaction parked", step=step.name, error=error.message, kind=error.kind)
+        return RunOutcome(context.transaction_id, "parked", step.name, error)
+
+    def _park_in(
+        self,
+        connection: Connection,
+        context: StepContext,
+        row: Any,
+        step: Step,
+        error: Q2CError,
+        attempt: int,
+        now: datetime,
+    ) -> None:
+        self.exception_queue.park_in(
+            connection,
+            transaction_id=context.transaction_id,
+            flow=context.flow,
+            business_key=context.business_key,
+            step=step.name,
+            error=error,
+            attempts=attempt,
+        )
+        if context.mode == "live":
+            failed = new_event(
+                "transaction.failed",
+                TransactionFailed(
+                    transaction_id=context.transaction_id,
+                    flow=context.flow,
+                    business_key=context.business_key,
+                    step=step.name,
+                    message=error.message,
+                    suggested_fix=error.suggested_fix,
+                ),
+                subject=context.business_key,
+                correlation_id=context.correlation_id,
+                event_id=f"{context.transaction_id}:failed:{row.replay_count}:{attempt}",
+            )
+            enqueue(
+                connection,
+                [failed],
+                partition_key=row.partition_key,
+                transaction_id=context.transaction_id,
+                now=now,
+            )
+
+    # replay -------------------------------------------------------------------------------
+    def replay(
+        self,
+        transaction_id: str,
+        *,
+        by: str,
+        reason: str | None = None,
+        dry_run: bool = False,
+    ) -> ReplayOutcome:
+        """Send a parked transaction back to work from its failed step (or preview that)."""
+        now = self.now()
+        with self.db.begin() as connection:
+            row = connection.execute(
+                select(transactions).where(transactions.c.id == transaction_id)
+            ).one_or_none()
+            if row is None:
+                return ReplayOutcome(transaction_id, False, dry_run, "no such transaction")
+            if row.status != "parked":
+                return ReplayOutcome(
+                    transaction_id,
+                    False,
+                    dry_run,
+                    f"transaction is {row.status}; only parked transactions can be replayed",
+                )
+            if row.replay_count >= self.max_replays and not dry_run:
+                return ReplayOutcome(
+                    transaction_id,
+                    False,
+                    dry_run,
+                    f"replayed {row.replay_count} times already (cap {self.max_replays}); "
+                    "fix the cause or dismiss it",
+                )
+            open_exception = connection.execute(
+                select(exceptions.c.id).where(
+                    exceptions.c.transaction_id == transaction_id,
+                    exceptions.c.status == "open",
+                )
+            ).scalar_one_or_none()
+            connection.execute(
+                insert(replays).values(
+                    transaction_id=transaction_id,
+                    exception_id=open_exception,
+                    requested_by=by,
+                    reason=reason,
+                    dry_run=int(dry_run),
+                    from_step=row.current_step,
+                    requested_at=now,
+                )
+            )
+            if not dry_run:
+                connection.execute(
+                    update(transactions)
+                    .where(transactions.c.id == transaction_id, transactions.c.status == "parked")
+                    .values(
+                        status="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        replay_count=transactions.c.replay_count + 1,
+                        updated_at=now,
+                    )
+                )
+                if open_exception is not None:
+                    self._mark_replaying(connection, open_exception, by)
+        if dry_run:
+            return self.preview(transaction_id)
+        return ReplayOutcome(
+            transaction_id,
+            True,
+            False,
+            f"queued for replay from step '{row.current_step}'",
+            from_step=row.current_step,
+        )
+
+    def replay_many(
+        self, where: ExceptionFilter, *, by: str, reason: str | None = None, dry_run: bool = False
+    ) -> list[ReplayOutcome]:
+        parked = self.exception_queue.list(where, limit=10_000)
+        seen: set[str] = set()
+        outcomes = []
+        for item in parked:
+            if item.transaction_id in seen:
+                continue
+            seen.add(item.transaction_id)
+            outcomes.append(self.replay(item.transaction_id, by=by, reason=reason, dry_run=dry_run))
+        return outcomes
+
+    def _mark_replaying(self, connection: Connection, exception_id: int, by: str) -> None:
+        connection.execute(
+            update(exceptions)
+            .where(exceptions.c.id == exception_id)
+            .values(status="replaying", resolution=f"replay requested by {by}")
+        )
+
+    def preview(self, transaction_id: str) -> ReplayOutcome:
+        """Dry run: run the remaining steps against shadow services; nothing is written."""
+        with self.db.connect() as connection:
+            row = connection.execute(
+                select(transactions).where(transactions.c.id == transaction_id)
+            ).one()
+            done = {
+                r.step: loads(r.output) if r.output else {}
+                for r in connection.execute(
+                    select(steps.c.step, steps.c.output).where(
+                        steps.c.transaction_id == transaction_id, steps.c.status == "done"
+                    )
+                )
+            }
+        flow = self.flows[row.flow]
+        event = CloudEvent.model_validate(loads(row.input))
+        services = self.services("shadow")
+        intended: list[dict[str, Any]] = getattr(services, "shadow_log", [])
+        with bind_correlation(row.correlation_id, transaction_id=transaction_id, dry_run="yes"):
+            for step in flow.steps:
+                if step.name in done:
+                    continue
+                context = StepContext(
+                    transaction_id=transaction_id,
+                    flow=flow.name,
+                    business_key=row.business_key,
+                    version=row.version,
+                    step=step.name,
+                    attempt=1,
+                    correlation_id=row.correlation_id,
+                    mode="shadow",
+                    event=event,
+                    data=validate_data(event),
+                    results=done,
+                    services=services,
+                )
+                try:
+                    done[step.name] = _as_result(step.run(context)).output
+                except Q2CError as error:
+                    return ReplayOutcome(
+                        transaction_id,
+                        False,
+                        True,
+                        f"would fail again at step '{step.name}': {error.message}",
+                        from_step=row.current_step,
+                        intended_writes=intended,
+                    )
+        return ReplayOutcome(
+            transaction_id,
+            True,
+            True,
+            "would complete",
+            from_step=row.current_step,
+            intended_writes=intended,
+        )
+
+
+def _as_result(value: StepResult | dict[str, Any] | None) -> StepResult:
+    if isinstance(value, StepResult):
+        return value
+    return StepResult(output=value or {})

@@ -1,0 +1,177 @@
+"""Exception queue (dead letter channel) for parked business transactions.
+
+A parked transaction carries the business-readable message, the technical detail, the step
+that failed and a suggested fix. A later success of the same flow and business key resolves
+the older exceptions for it automatically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, insert, select, update
+
+from q2c.errors import Q2CError
+from q2c.runtime.jsonutil import dumps, loads
+from q2c.store.schema import exceptions
+
+__all__ = ["ExceptionFilter", "ExceptionQueue", "ParkedException"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedException:
+    id: int
+    transaction_id: str
+    flow: str
+    business_key: str
+    step: str
+    kind: str
+    error: str
+    message: str
+    detail: str
+    suggested_fix: str
+    system: str | None
+    context: dict[str, Any]
+    attempts: int
+    status: str
+    resolution: str | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionFilter:
+    status: str | None = "open"
+    flow: str | None = None
+    step: str | None = None
+    error: str | None = None
+    system: str | None = None
+    business_key: str | None = None
+    message_contains: str | None = None
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        for column, value in (
+            (exceptions.c.status, self.status),
+            (exceptions.c.flow, self.flow),
+            (exceptions.c.step, self.step),
+            (exceptions.c.error, self.error),
+            (exceptions.c.system, self.system),
+            (exceptions.c.business_key, self.business_key),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if self.message_contains:
+            query = query.where(exceptions.c.message.contains(self.message_contains))
+        if self.created_before:
+            query = query.where(exceptions.c.created_at < self.created_before)
+        if self.created_after:
+            query = query.where(exceptions.c.created_at >= self.created_after)
+        return query
+
+
+def _parked(row: Any) -> ParkedException:
+    values = dict(row._mapping)
+    values["context"] = loads(values["context"])
+    return ParkedException(**values)
+
+
+class ExceptionQueue:
+    def __init__(self, engine: Engine, *, now: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.now = now
+
+    def park_in(
+        self,
+        connection: Connection,
+        *,
+        transaction_id: str,
+        flow: str,
+        business_key: str,
+        step: str,
+        error: Q2CError,
+        attempts: int,
+    ) -> int:
+        # One open exception per transaction: a replay that fails again updates it.
+        connection.execute(
+            update(exceptions)
+            .where(
+                exceptions.c.transaction_id == transaction_id,
+                exceptions.c.status.in_(("open", "replaying")),
+            )
+            .values(
+                status="resolved",
+                resolution="superseded by a newer failure",
+                resolved_at=self.now(),
+            )
+        )
+        result = connection.execute(
+            insert(exceptions).values(
+                transaction_id=transaction_id,
+                flow=flow,
+                business_key=business_key,
+                step=step,
+                kind=error.kind,
+                error=type(error).__name__,
+                message=error.message,
+                detail=error.detail,
+                suggested_fix=error.suggested_fix,
+                system=error.system,
+                context=dumps({**error.context, "field": error.field}),
+                attempts=attempts,
+                status="open",
+                created_at=self.now(),
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+    def resolve_for_key_in(
+        self, connection: Connection, *, flow: str, business_key: str, transaction_id: str
+    ) -> int:
+        return connection.execute(
+            update(exceptions)
+            .where(
+                exceptions.c.flow == flow,
+                exceptions.c.business_key == business_key,
+                exceptions.c.status.in_(("open", "replaying")),
+            )
+            .values(
+                status="resolved",
+                resolution=f"completed by transaction {transaction_id}",
+                resolved_at=self.now(),
+            )
+        ).rowcount
+
+    def list(
+        self, where: ExceptionFilter | None = None, *, limit: int = 200
+    ) -> list[ParkedException]:
+        query = (where or ExceptionFilter()).apply(
+            select(exceptions).order_by(exceptions.c.id).limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [_parked(row) for row in connection.execute(query)]
+
+    def get(self, exception_id: int) -> ParkedException | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(exceptions).where(exceptions.c.id == exception_id)
+            ).one_or_none()
+        return _parked(row) if row else None
+
+    def dismiss(self, exception_id: int, *, by: str, reason: str) -> bool:
+        with self.engine.begin() as connection:
+            return bool(
+                connection.execute(
+                    update(exceptions)
+                    .where(exceptions.c.id == exception_id, exceptions.c.status == "open")
+                    .values(
+                        status="dismissed",
+                        resolution=f"dismissed by {by}: {reason}",
+                        resolved_at=self.now(),
+                    )
+                ).rowcount
+            )

@@ -1,0 +1,149 @@
+"""Payload history: every inbound and outbound payload, redacted, kept for a retention period.
+
+Authorization headers, cookies and API keys are always redacted; configured PII fields
+(``payload_history.redact_fields``) are redacted wherever they occur in a JSON or form body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from sqlalchemy import Engine, delete, insert, select
+
+from q2c.connectors.http import Exchange
+from q2c.runtime.jsonutil import dumps
+from q2c.store.schema import payloads
+
+__all__ = ["REDACTED", "PayloadHistory", "Redactor"]
+
+REDACTED = "***redacted***"
+_SECRET_HEADERS = {"authorization", "cookie", "set-cookie", "x-api-key", "proxy-authorization"}
+_SECRET_KEYS = {
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "client_assertion",
+    "assertion",
+    "password",
+    "token_secret",
+    "consumer_secret",
+    "private_key",
+    "secret",
+}
+
+
+class Redactor:
+    def __init__(self, fields: Iterable[str] = ()) -> None:
+        self.keys = {f.lower() for f in fields} | _SECRET_KEYS
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: (REDACTED if str(k).lower() in self.keys else self.value(v))
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        return value
+
+    def body(self, body: bytes | str | None) -> str | None:
+        if not body:
+            return None
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        try:
+            return dumps(self.value(orjson.loads(text)))
+        except orjson.JSONDecodeError:
+            pass
+        if "=" in text and " " not in text.strip():
+            pairs = parse_qsl(text, keep_blank_values=True)
+            if pairs:
+                return urlencode([(k, REDACTED if k.lower() in self.keys else v) for k, v in pairs])
+        return text
+
+
+class PayloadHistory:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        now: Callable[[], datetime],
+        retention: timedelta = timedelta(days=90),
+        redactor: Redactor | None = None,
+        transaction_id: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.engine = engine
+        self.now = now
+        self.retention = retention
+        self.redactor = redactor or Redactor()
+        self.transaction_id = transaction_id
+
+    def record_exchange(self, exchange: Exchange) -> None:
+        """``ExchangeRecorder`` for connectors: one outbound call to a vendor."""
+        now = self.now()
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(payloads).values(
+                    direction="outbound",
+                    system=exchange.system,
+                    correlation_id=exchange.correlation_id,
+                    transaction_id=self.transaction_id(),
+                    operation=f"{exchange.method} {exchange.url}"[:1000],
+                    status=exchange.status,
+                    elapsed_ms=int(exchange.elapsed_ms),
+                    request_headers=dumps(self.redactor.headers(exchange.request_headers)),
+                    request_body=self.redactor.body(exchange.request_body),
+                    response_headers=dumps(self.redactor.headers(exchange.response_headers)),
+                    response_body=self.redactor.body(exchange.response_body),
+                    error=exchange.error,
+                    created_at=now,
+                    expires_at=now + self.retention,
+                )
+            )
+
+    def record_inbound(
+        self,
+        *,
+        system: str,
+        operation: str,
+        body: bytes | str,
+        correlation_id: str | None,
+        headers: Mapping[str, str] | None = None,
+        status: int | None = None,
+    ) -> None:
+        now = self.now()
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(payloads).values(
+                    direction="inbound",
+                    system=system,
+                    correlation_id=correlation_id,
+                    operation=operation[:1000],
+                    status=status,
+                    request_headers=dumps(self.redactor.headers(headers or {})),
+                    request_body=self.redactor.body(body),
+                    created_at=now,
+                    expires_at=now + self.retention,
+                )
+            )
+
+    def for_correlation(self, correlation_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(payloads)
+                .where(payloads.c.correlation_id == correlation_id)
+                .order_by(payloads.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def purge_expired(self) -> int:
+        with self.engine.begin() as connection:
+            return connection.execute(
+                delete(payloads).where(payloads.c.expires_at <= self.now())
+            ).rowcount
