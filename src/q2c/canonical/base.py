@@ -39,7 +39,8 @@ def _currency(value: Any) -> str:
 
 
 _DECIMAL_SCHEMA = WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$"})
-_AS_STRING = PlainSerializer(str, return_type=str, when_used="always")
+# fixed-point, never exponent notation ("1E-7"), which the published schema refuses
+_AS_STRING = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="always")
 
 ExactDecimal = Annotated[Decimal, BeforeValidator(_exact), _AS_STRING, _DECIMAL_SCHEMA]
 """A Decimal that arrives as a string or int, never a float, and leaves as a string."""

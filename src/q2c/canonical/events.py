@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from q2c.canonical.base import CanonicalModel
 from q2c.canonical.models import BillingEvent, Invoice, Money, Payment, Proposal
@@ -97,6 +97,14 @@ class PeriodClosed(CanonicalModel):
     legal_entity: str
     period_start: date
     period_end: date
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PeriodClosed:
+        if self.period_end < self.period_start:
+            raise ValueError(
+                f"period_end {self.period_end} is before period_start {self.period_start}"
+            )
+        return self
 
 
 class ProjectActivated(CanonicalModel):

@@ -204,6 +204,12 @@ class Contract(CanonicalObject):
     proposal_version: int | None = None
     status: Literal["draft", "active", "suspended", "closed"] = "active"
 
+    @model_validator(mode="after")
+    def _coherent(self) -> Contract:
+        if self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
 
 class Project(CanonicalObject):
     code: str
@@ -216,6 +222,12 @@ class Project(CanonicalObject):
     department: str | None = None
     manager: str | None = None
     status: Literal["planned", "active", "on_hold", "closed"] = "active"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Project:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
 
 
 class RateCardLine(CanonicalModel):
@@ -304,6 +316,8 @@ class Invoice(CanonicalObject):
 
     @model_validator(mode="after")
     def _totals(self) -> Invoice:
+        if self.due_date < self.issue_date:
+            raise ValueError(f"due_date {self.due_date} is before issue_date {self.issue_date}")
         if (self.subtotal + self.tax_total).rounded() != self.total.rounded():
             raise ValueError(
                 f"total {self.total} is not subtotal {self.subtotal} + tax {self.tax_total}"
@@ -330,6 +344,14 @@ class RevenueEntry(CanonicalModel):
     period_end: date
     amount: Money
     status: Literal["planned", "recognized"] = "planned"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RevenueEntry:
+        if self.period_end < self.period_start:
+            raise ValueError(
+                f"period_end {self.period_end} is before period_start {self.period_start}"
+            )
+        return self
 
 
 class RevenueSchedule(CanonicalObject):

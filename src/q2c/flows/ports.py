@@ -93,16 +93,18 @@ class ErpPort(Protocol):
 
     def upsert_customer(
         self, customer: Customer, *, external_id: str, subsidiary: str
-    ) -> ErpCustomer:
-        ...
+    ) -> ErpCustomer: ...
 
     def upsert_project(
-        self, project: Project, *, external_id: str, customer_erp_id: str, subsidiary: str,
+        self,
+        project: Project,
+        *,
+        external_id: str,
+        customer_erp_id: str,
+        subsidiary: str,
         department: str | None,
-    ) -> ErpRecordRef:
-        ...
+    ) -> ErpRecordRef: ...
 
     def upsert_sales_order(
         self, contract: Contract, *, external_id: str, refs: SalesOrderRefs
-    ) -> ErpRecordRef:
-        ...
+    ) -> ErpRecordRef: ...

@@ -148,10 +148,13 @@ class SagaEngine:
 
     # running ----------------------------------------------------------------------------
     def run(self, transaction_id: str) -> RunOutcome:
+        """Run a transaction this worker has claimed, from its first unfinished step."""
         with self.db.connect() as connection:
             row = connection.execute(
                 select(transactions).where(transactions.c.id == transaction_id)
             ).one()
+            if row.status != "running" or row.claimed_by != self.worker_id:
+                return RunOutcome(transaction_id, "lost", row.current_step)
             done = {
                 r.step: loads(r.output) if r.output else {}
                 for r in connection.execute(

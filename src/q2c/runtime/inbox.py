@@ -86,12 +86,14 @@ class Inbox:
                     )
                 )
             fresh: list[CloudEvent] = []
-            for event in events:
+            duplicate_at: set[int] = set()
+            taken: set[tuple[str, str]] = set()
+            for position, event in enumerate(events):
                 key = event.idempotency_key
-                if key in seen or key in receipts:
-                    receipts.setdefault(key, Receipt(key[0], key[1], "duplicate"))
+                if key in seen or key in taken:
+                    duplicate_at.add(position)
                     continue
-                receipts[key] = Receipt(key[0], key[1], "accepted")
+                taken.add(key)
                 fresh.append(event)
             routed = self._start_transactions(connection, fresh, received_at)
             rows = []
@@ -118,7 +120,12 @@ class Inbox:
                     index_elements=["source", "event_id"]
                 )
                 connection.execute(statement, rows)
-        return [receipts[e.idempotency_key] for e in events]
+        return [
+            Receipt(e.source, e.id, "duplicate")
+            if i in duplicate_at
+            else receipts[e.idempotency_key]
+            for i, e in enumerate(events)
+        ]
 
     def _start_transactions(
         self, connection: Connection, events: list[CloudEvent], now: datetime

@@ -102,33 +102,39 @@ class XrefHub:
                 system=link.system,
                 context={"existing": owner, "wanted": link.canonical_id},
             )
-        now = self.now()
-        previous = connection.execute(
-            select(xref.c.id, xref.c.external_id).where(
+        current = connection.execute(
+            select(xref.c.external_id).where(
                 xref.c.canonical_id == link.canonical_id,
                 xref.c.object_type == link.object_type,
                 xref.c.system == link.system,
             )
-        ).one_or_none()
+        ).scalar_one_or_none()
+        if current is not None:
+            raise XrefConflictError(
+                f"{link.object_type.capitalize()} {link.canonical_id} already has {link.system} "
+                f"record {current}; {link.system} record {link.external_id} would be a second "
+                f"one (duplicate {link.object_type} records in {link.system})",
+                detail=f"link {link} refused: one record per system per canonical object",
+                suggested_fix=(
+                    f"Merge the duplicate records in {link.system}, or relink with "
+                    "`q2c xref relink` if the record was re-keyed, then replay."
+                ),
+                system=link.system,
+                context={"existing": current, "wanted": link.external_id},
+            )
+        now = self.now()
         try:
             with connection.begin_nested():
-                if previous is None:
-                    connection.execute(
-                        insert(xref).values(
-                            canonical_id=link.canonical_id,
-                            object_type=link.object_type,
-                            system=link.system,
-                            external_id=link.external_id,
-                            created_at=now,
-                            updated_at=now,
-                        )
+                connection.execute(
+                    insert(xref).values(
+                        canonical_id=link.canonical_id,
+                        object_type=link.object_type,
+                        system=link.system,
+                        external_id=link.external_id,
+                        created_at=now,
+                        updated_at=now,
                     )
-                else:
-                    connection.execute(
-                        update(xref)
-                        .where(xref.c.id == previous.id)
-                        .values(external_id=link.external_id, updated_at=now)
-                    )
+                )
         except IntegrityError as exc:
             winner = connection.execute(
                 select(xref.c.canonical_id).where(
@@ -145,12 +151,48 @@ class XrefHub:
                 detail=str(exc.orig),
                 system=link.system,
             ) from exc
+        self._history(connection, link, None, changed_by, now)
+
+    def relink(self, link: XrefLink, *, changed_by: str) -> None:
+        """A record was re-keyed in its system (e.g. an ERP migration): move the link, keep
+        the old id in history."""
+        now = self.now()
+        with self.engine.begin() as connection:
+            old = connection.execute(
+                select(xref.c.external_id).where(
+                    xref.c.canonical_id == link.canonical_id,
+                    xref.c.object_type == link.object_type,
+                    xref.c.system == link.system,
+                )
+            ).scalar_one_or_none()
+            if old is None:
+                self.link_in(connection, link, changed_by=changed_by)
+                return
+            connection.execute(
+                update(xref)
+                .where(
+                    xref.c.canonical_id == link.canonical_id,
+                    xref.c.object_type == link.object_type,
+                    xref.c.system == link.system,
+                )
+                .values(external_id=link.external_id, updated_at=now)
+            )
+            self._history(connection, link, old, changed_by, now)
+
+    def _history(
+        self,
+        connection: Connection,
+        link: XrefLink,
+        old_external_id: str | None,
+        changed_by: str,
+        now: datetime,
+    ) -> None:
         connection.execute(
             insert(xref_history).values(
                 canonical_id=link.canonical_id,
                 object_type=link.object_type,
                 system=link.system,
-                old_external_id=previous.external_id if previous else None,
+                old_external_id=old_external_id,
                 new_external_id=link.external_id,
                 changed_by=changed_by,
                 changed_at=now,

@@ -83,7 +83,7 @@ inbox = Table(
     Column("subject", String(500)),
     Column("correlation_id", String(200)),
     Column("transaction_id", String(64)),
-    Column("status", String(20), nullable=False),  # accepted | duplicate_business_key | unrouted
+    Column("status", String(30), nullable=False),  # accepted | duplicate_business_key | unrouted
     Column("payload", Text, nullable=False),
     _ts("received_at", nullable=False),
     UniqueConstraint("source", "event_id", name="uq_inbox_source_event"),

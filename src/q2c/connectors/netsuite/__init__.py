@@ -1,0 +1,34 @@
+"""NetSuite connector: the ERP adapter (SuiteTalk REST web services) and its sandbox.
+
+Production code needs only the adapter side, importable from here. The emulated account
+(``NetSuiteSandbox``, ASGI app, SuiteQL mirror) lives in ``q2c.connectors.netsuite.sandbox``
+and is imported explicitly by tests, the demo and ``q2c sandbox``.
+
+    adapter.py      NetSuiteErp (ErpPort), connect_netsuite_m2m / connect_netsuite_tba
+    auth.py         httpx.Auth for OAuth 2.0 M2M (JWT assertion) and TBA (HMAC-SHA256)
+    errors.py       o:errorDetails -> q2c.errors
+    payloads.py     canonical objects <-> NetSuite record bodies
+    wire.py         exact-decimal JSON, error documents, account URLs (both sides)
+    sandbox.py      NetSuiteSandbox: state + credentials + faults + app
+    emulator.py     the REST web services (Starlette); render.py, records.py, state.py,
+                    suiteql.py (DuckDB mirror), server_auth.py (token/TBA verification)
+"""
+
+from q2c.connectors.netsuite.adapter import (
+    NetSuiteErp,
+    connect_netsuite_m2m,
+    connect_netsuite_tba,
+)
+from q2c.connectors.netsuite.auth import NetSuiteM2MAuth, NetSuiteTBAAuth
+from q2c.connectors.netsuite.errors import translate_error
+from q2c.connectors.netsuite.wire import base_url_for
+
+__all__ = [
+    "NetSuiteErp",
+    "NetSuiteM2MAuth",
+    "NetSuiteTBAAuth",
+    "base_url_for",
+    "connect_netsuite_m2m",
+    "connect_netsuite_tba",
+    "translate_error",
+]

@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=500), nullable=True),
         sa.Column("correlation_id", sa.String(length=200), nullable=True),
         sa.Column("transaction_id", sa.String(length=64), nullable=True),
-        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("status", sa.String(length=30), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox")),

@@ -1,0 +1,202 @@
+"""``q2c bench``: runtime throughput, measured next to a raw-SQLite baseline in the same run.
+
+- baseline: plain ``sqlite3`` executemany of the same rows into a table of the same shape
+  (what the disk and SQLite can do with no q2c at all);
+- ingest: CloudEvents through the inbox (dedupe + routing + transaction start), 10 % duplicates;
+- sagas: six-step no-op sagas through the engine (journal before/after every step), giving
+  sagas/s and per-saga latency percentiles.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from q2c.canonical.events import CloudEvent, OpportunityClosedWon, new_event
+from q2c.runtime.engine import SagaEngine
+from q2c.runtime.flow import Flow, FlowKey, Step, StepContext
+from q2c.runtime.inbox import Inbox, Routing
+from q2c.store.db import create_store_engine, upgrade
+
+__all__ = ["BenchResult", "run_benchmarks"]
+
+
+@dataclass
+class BenchResult:
+    name: str
+    count: int
+    seconds: float
+    per_second: float
+    ratio_to_baseline: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _events(count: int, duplicate_every: int = 10) -> list[CloudEvent]:
+    events = []
+    for i in range(count):
+        n = i - 1 if i and i % duplicate_every == 0 else i  # every 10th repeats the previous id
+        events.append(
+            new_event(
+                "opportunity.closed_won",
+                OpportunityClosedWon(opportunity_id=f"006{n:012d}", legal_entity="US01"),
+                source="urn:bench:crm",
+                subject=f"006{n:012d}",
+                event_id=f"evt-{n}",
+            )
+        )
+    return events
+
+
+def bench_baseline(path: Path, count: int) -> BenchResult:
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(
+        "CREATE TABLE raw (id INTEGER PRIMARY KEY, source TEXT, event_id TEXT, type TEXT, "
+        "subject TEXT, payload TEXT, received_at TEXT, UNIQUE(source, event_id))"
+    )
+    events = _events(count)
+    started = time.perf_counter()
+    for offset in range(0, count, 500):
+        rows = [
+            (e.source, e.id, e.type, e.subject, e.to_json().decode(), e.time.isoformat())
+            for e in events[offset : offset + 500]
+            if e.time is not None
+        ]
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(
+            "INSERT OR IGNORE INTO raw (source, event_id, type, subject, payload, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        connection.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    connection.close()
+    return BenchResult("baseline: raw sqlite insert", count, seconds, count / seconds)
+
+
+def _noop_flow(steps: int = 6) -> Flow:
+    def key(event: CloudEvent, data: BaseModel) -> FlowKey:
+        assert isinstance(data, OpportunityClosedWon)
+        return FlowKey(data.opportunity_id, 1, data.legal_entity)
+
+    def step(context: StepContext) -> dict[str, Any]:
+        return {"step": context.step}
+
+    return Flow(
+        name="bench_saga",
+        triggers=("opportunity.closed_won",),
+        key=key,
+        steps=tuple(Step(f"step_{i + 1}", step) for i in range(steps)),
+    )
+
+
+def bench_ingest(url: str, count: int, batch: int = 500) -> BenchResult:
+    db = create_store_engine(url)
+    upgrade(db)
+    flow = _noop_flow()
+    inbox = Inbox(db, Routing({flow.name: flow}, lambda f, p: "live"), now=_utcnow)
+    events = _events(count)
+    started = time.perf_counter()
+    for offset in range(0, count, batch):
+        inbox.accept(events[offset : offset + batch])
+    seconds = time.perf_counter() - started
+    db.dispose()
+    return BenchResult("ingest: inbox dedupe + routing", count, seconds, count / seconds)
+
+
+def bench_sagas(url: str, count: int) -> BenchResult:
+    db = create_store_engine(url)
+    upgrade(db)
+    flow = _noop_flow()
+    inbox = Inbox(db, Routing({flow.name: flow}, lambda f, p: "live"), now=_utcnow)
+    inbox.accept([e for i, e in enumerate(_events(count, duplicate_every=count + 1))])
+    engine = SagaEngine(
+        db, {flow.name: flow}, services=lambda mode: None, worker_id="bench", now=_utcnow
+    )
+    latencies: list[float] = []
+    started = time.perf_counter()
+    while True:
+        claimed = engine.claim(100)
+        if not claimed:
+            break
+        for transaction_id in claimed:
+            t0 = time.perf_counter()
+            engine.run(transaction_id)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    seconds = time.perf_counter() - started
+    db.dispose()
+    done = len(latencies)
+    return BenchResult(
+        "sagas: 6 journaled steps each",
+        done,
+        seconds,
+        done / seconds,
+        p50_ms=statistics.median(latencies),
+        p95_ms=statistics.quantiles(latencies, n=20)[18],
+    )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_benchmarks(
+    *,
+    events: int = 20_000,
+    sagas: int = 2_000,
+    postgres_url: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[BenchResult]:
+    results: list[BenchResult] = []
+    with tempfile.TemporaryDirectory(prefix="q2c-bench-") as tmp:
+        root = Path(tmp)
+        progress("baseline")
+        baseline = bench_baseline(root / "baseline.db", events)
+        results.append(baseline)
+        progress("ingest (sqlite)")
+        ingest = bench_ingest(f"sqlite:///{root / 'ingest.db'}", events)
+        ingest.ratio_to_baseline = ingest.per_second / baseline.per_second
+        ingest.name += " [sqlite]"
+        results.append(ingest)
+        progress("sagas (sqlite)")
+        saga = bench_sagas(f"sqlite:///{root / 'sagas.db'}", sagas)
+        saga.name += " [sqlite]"
+        results.append(saga)
+    if postgres_url:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = create_store_engine(postgres_url)
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        scoped = (
+            f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+        )
+        try:
+            progress("ingest (postgresql)")
+            pg_ingest = bench_ingest(scoped, events)
+            pg_ingest.ratio_to_baseline = pg_ingest.per_second / baseline.per_second
+            pg_ingest.name += " [postgresql]"
+            results.append(pg_ingest)
+            progress("sagas (postgresql)")
+            pg_saga = bench_sagas(scoped, sagas)
+            pg_saga.name += " [postgresql]"
+            results.append(pg_saga)
+        finally:
+            with admin.begin() as connection:
+                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            admin.dispose()
+    return results

@@ -1,0 +1,477 @@
+"""Record types the NetSuite emulator knows, and how it checks a request body against them.
+
+Each record type declares its fields the way the REST record service treats them: text,
+exact numbers, booleans, dates, select fields (``{"id": "ON"}``), references to other records
+(``{"id": "7"}`` or ``{"externalId": "X"}``) and sublists (``{"items": [...]}``). Checking a
+body produces NetSuite's own errors: a reference to a missing record is ``INVALID_VALUE`` on
+that field, a missing mandatory field is ``USER_ERROR`` "Please enter value(s) for: ...".
+The declarations are data so that adding a record type is a few lines, not a new code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Literal
+
+from q2c.connectors.netsuite.wire import NetSuiteApiError
+
+__all__ = [
+    "REGISTRY",
+    "Field",
+    "RecordType",
+    "Resolver",
+    "check_required",
+    "derive",
+    "normalize_body",
+    "record_type",
+]
+
+Kind = Literal["text", "decimal", "bool", "date", "ref", "select", "sublist", "raw", "int"]
+
+# Resolves a reference ({"id": ...} or {"externalId": ...}) to an internal id of one of the
+# target record types, or None when no such record exists.
+Resolver = Callable[[tuple[str, ...], Mapping[str, Any]], str | None]
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: Kind
+    label: str = ""
+    targets: tuple[str, ...] = ()
+    choices: Mapping[str, str] = field(default_factory=dict)
+    lines: Mapping[str, Field] = field(default_factory=dict)
+    required: bool = False
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """One REST record type (``customer``, ``salesOrder``...)."""
+
+    name: str
+    label: str
+    fields: Mapping[str, Field]
+    id_space: str
+    display_field: str
+    number_field: str | None = None
+    number_format: str = ""
+    number_start: int = 1
+    duplicate_number_code: str = "DUP_ENTITY"
+    duplicate_external_id_code: str = "DUP_RCRD"
+    required_lines: tuple[str, ...] = ()
+
+
+def _text(label: str = "", *, required: bool = False) -> Field:
+    return Field("text", label, required=required)
+
+
+def _ref(*targets: str, label: str = "", required: bool = False) -> Field:
+    return Field("ref", label, targets=targets, required=required)
+
+
+_DECIMAL = Field("decimal")
+_BOOL = Field("bool")
+_DATE = Field("date")
+_TEXT = Field("text")
+_STAMP = Field("text", read_only=True)
+_COMMON: dict[str, Field] = {
+    "externalId": _TEXT,
+    "isInactive": _BOOL,
+    "dateCreated": _STAMP,
+    "lastModifiedDate": _STAMP,
+}
+_ITEM_TYPES = ("serviceSaleItem",)
+JOB_STATUSES = {
+    "1": "Closed",
+    "2": "In Progress",
+    "3": "Not Awarded",
+    "4": "Pending",
+    "5": "Awarded",
+}
+
+
+def _named(name: str, label: str, id_space: str, **extra: Field) -> RecordType:
+    fields = {**_COMMON, "name": _text(f"{label} Name", required=True), **extra}
+    return RecordType(name, label, fields, id_space, "name")
+
+
+REGISTRY: dict[str, RecordType] = {
+    rt.name: rt
+    for rt in (
+        RecordType(
+            "customer",
+            "Customer",
+            {
+                **_COMMON,
+                "entityId": _TEXT,
+                "companyName": _text("Company Name"),
+                "isPerson": _BOOL,
+                "firstName": _text("First Name"),
+                "lastName": _text("Last Name"),
+                "subsidiary": _ref("subsidiary", label="Primary Subsidiary", required=True),
+                "currency": _ref("currency"),
+                "email": _TEXT,
+                "phone": _TEXT,
+                "vatRegNumber": _TEXT,
+                "defaultTaxReg": _TEXT,
+                "creditLimit": _DECIMAL,
+                "creditHoldOverride": Field(
+                    "select", choices={"AUTO": "Auto", "ON": "On", "OFF": "Off"}
+                ),
+                "category": _ref("customerCategory"),
+                "terms": _ref("term"),
+                "comments": _TEXT,
+                "addressBook": Field(
+                    "sublist",
+                    lines={
+                        "label": _TEXT,
+                        "defaultBilling": _BOOL,
+                        "defaultShipping": _BOOL,
+                        "addressBookAddress": Field("raw"),
+                    },
+                ),
+            },
+            id_space="entity",
+            display_field="companyName",
+            number_field="entityId",
+            number_format="CUST-{:05d}",
+            number_start=1001,
+            duplicate_number_code="UNIQUE_CUST_ID_REQD",
+            duplicate_external_id_code="DUP_ENTITY",
+        ),
+        RecordType(
+            "job",
+            "Project",
+            {
+                **_COMMON,
+                "entityId": _TEXT,
+                "companyName": _text("Project Name", required=True),
+                "parent": _ref("customer", label="Customer", required=True),
+                "subsidiary": _ref("subsidiary"),
+                "department": _ref("department"),
+                "currency": _ref("currency"),
+                "startDate": _DATE,
+                "projectedEndDate": _DATE,
+                "endDate": _DATE,
+                "entityStatus": Field("select", choices=JOB_STATUSES),
+                "jobType": _ref("jobType"),
+                "comments": _TEXT,
+            },
+            id_space="entity",
+            display_field="companyName",
+            number_field="entityId",
+            number_format="PRJ-{:05d}",
+            number_start=101,
+            duplicate_external_id_code="DUP_ENTITY",
+        ),
+        RecordType(
+            "salesOrder",
+            "Sales Order",
+            {
+                **_COMMON,
+                "tranId": _TEXT,
+                "entity": _ref("customer", "job", label="Customer", required=True),
+                "tranDate": _DATE,
+                "subsidiary": _ref("subsidiary"),
+                "department": _ref("department"),
+                "class": _ref("classification"),
+                "location": _ref("location"),
+                "job": _ref("job"),
+                "currency": _ref("currency"),
+                "memo": _TEXT,
+                "otherRefNum": _TEXT,
+                "startDate": _DATE,
+                "endDate": _DATE,
+                "billingSchedule": _ref("billingSchedule"),
+                "total": Field("decimal", read_only=True),
+                "item": Field(
+                    "sublist",
+                    label="Items",
+                    lines={
+                        "line": Field("int", read_only=True),
+                        "item": _ref(*_ITEM_TYPES, label="Item", required=True),
+                        "quantity": _DECIMAL,
+                        "rate": _DECIMAL,
+                        "amount": _DECIMAL,
+                        "description": _TEXT,
+                        "department": _ref("department"),
+                        "class": _ref("classification"),
+                        "location": _ref("location"),
+                    },
+                ),
+            },
+            id_space="transaction",
+            display_field="tranId",
+            number_field="tranId",
+            number_format="SO-{:05d}",
+            number_start=1001,
+            duplicate_number_code="",  # NetSuite warns about duplicate order numbers, no more
+            required_lines=("item",),
+        ),
+        _named("subsidiary", "Subsidiary", "subsidiary", currency=_ref("currency"), country=_TEXT),
+        _named("department", "Department", "department", subsidiary=_ref("subsidiary")),
+        _named("classification", "Class", "classification"),
+        _named("location", "Location", "location", subsidiary=_ref("subsidiary")),
+        RecordType(
+            "currency",
+            "Currency",
+            {
+                **_COMMON,
+                "name": _text("Name", required=True),
+                "symbol": _text("ISO Code", required=True),
+                "isBaseCurrency": _BOOL,
+                "exchangeRate": _DECIMAL,
+            },
+            id_space="currency",
+            display_field="name",
+        ),
+        RecordType(
+            "serviceSaleItem",
+            "Service Item",
+            {
+                **_COMMON,
+                "itemId": _text("Item Name/Number", required=True),
+                "displayName": _TEXT,
+                "description": _TEXT,
+                "rate": _DECIMAL,
+                "subsidiary": _ref("subsidiary"),
+            },
+            id_space="item",
+            display_field="itemId",
+        ),
+        _named("term", "Term", "term"),
+        _named("customerCategory", "Customer Category", "customerCategory"),
+        _named("jobType", "Project Type", "jobType"),
+        _named("billingSchedule", "Billing Schedule", "billingSchedule", frequency=_TEXT),
+    )
+}
+
+
+def record_type(name: str) -> RecordType:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise NetSuiteApiError(
+            404, "NONEXISTENT_ID", f"Record type '{name}' does not exist."
+        ) from None
+
+
+# --- checking a body ------------------------------------------------------------------------
+
+_IGNORED = {"links", "id", "refName"}
+
+
+def normalize_body(rt: RecordType, body: Any, resolve: Resolver) -> dict[str, Any]:
+    """Check a create/update body; returns field -> stored value (None means "clear it")."""
+    if not isinstance(body, dict):
+        raise NetSuiteApiError(
+            400, "INVALID_CONTENT", "Invalid content in the request body: expected a JSON object."
+        )
+    return _normalize_fields(rt.fields, body, resolve, prefix="")
+
+
+def _normalize_fields(
+    fields: Mapping[str, Field], body: Mapping[str, Any], resolve: Resolver, *, prefix: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in _IGNORED:
+            continue
+        path = f"{prefix}{name}"
+        spec = fields.get(name)
+        if spec is None:
+            if name.startswith("cust"):  # custom fields (custentity_..., custbody_...)
+                out[name] = value
+                continue
+            raise NetSuiteApiError(
+                400,
+                "INVALID_CONTENT",
+                f"Error while accessing a resource. The field '{name}' is not defined "
+                "for this record type.",
+                path=path,
+            )
+        if spec.read_only:
+            continue
+        out[name] = None if value is None else _normalize_value(spec, value, resolve, path)
+    return out
+
+
+def _normalize_value(spec: Field, value: Any, resolve: Resolver, path: str) -> Any:
+    if spec.kind == "text":
+        if not isinstance(value, str):
+            raise _invalid(path, value)
+        return value
+    if spec.kind in ("decimal", "int"):
+        return _number(value, path, integral=spec.kind == "int")
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise _invalid(path, value)
+        return value
+    if spec.kind == "date":
+        try:
+            date.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise _invalid(path, value) from None
+        return value
+    if spec.kind == "select":
+        key = value.get("id") if isinstance(value, dict) else value
+        if not isinstance(key, str) or key not in spec.choices:
+            raise _invalid(path, key)
+        return key
+    if spec.kind == "ref":
+        return _reference(spec, value, resolve, path)
+    if spec.kind == "sublist":
+        return _sublist(spec, value, resolve, path)
+    return value
+
+
+def _number(value: Any, path: str, *, integral: bool) -> Decimal | int:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise _invalid(path, value)
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise _invalid(path, value) from None
+    if not number.is_finite():
+        raise _invalid(path, value)
+    if integral:
+        if number != number.to_integral_value():
+            raise _invalid(path, value)
+        return int(number)
+    return number
+
+
+def _reference(spec: Field, value: Any, resolve: Resolver, path: str) -> dict[str, str]:
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        value = {"id": str(value)}
+    if not isinstance(value, dict) or not ({"id", "externalId"} & value.keys()):
+        raise _invalid_reference(path)
+    internal_id = resolve(spec.targets, value)
+    if internal_id is None:
+        raise _invalid_reference(path)
+    return {"id": internal_id}
+
+
+def _sublist(spec: Field, value: Any, resolve: Resolver, path: str) -> list[dict[str, Any]]:
+    if not isinstance(value, dict) or not isinstance(value.get("items"), list):
+        raise NetSuiteApiError(
+            400,
+            "INVALID_CONTENT",
+            f"Invalid content in the request body: sublist '{path}' must be an object "
+            'with an "items" array.',
+            path=path,
+        )
+    lines: list[dict[str, Any]] = []
+    for index, line in enumerate(value["items"]):
+        prefix = f"{path}.items[{index}]."
+        if not isinstance(line, dict):
+            raise NetSuiteApiError(
+                400, "INVALID_CONTENT", "A sublist line must be an object.", path=prefix[:-1]
+            )
+        keyed = line.get("line")
+        try:
+            normalized = _normalize_fields(spec.lines, line, resolve, prefix=prefix)
+        except NetSuiteApiError as problem:
+            if problem.code == "INVALID_VALUE" and problem.path:
+                # NetSuite words invalid line references differently from body fields.
+                line_field = problem.path.rsplit(".", 1)[-1]
+                bad = _raw_ref(line.get(line_field))
+                raise NetSuiteApiError(
+                    400,
+                    "INVALID_CONTENT",
+                    "Error while accessing resource: You have entered an Invalid Field Value "
+                    f"{bad} for the following field: {line_field}",
+                    path=problem.path,
+                ) from None
+            raise
+        if keyed is not None:
+            normalized["line"] = _number(keyed, f"{prefix}line", integral=True)
+        for name, line_spec in spec.lines.items():
+            if line_spec.required and normalized.get(name) is None and keyed is None:
+                raise _missing(line_spec.label or name)
+        lines.append(normalized)
+    return lines
+
+
+def _raw_ref(value: Any) -> Any:
+    return value.get("id", value.get("externalId")) if isinstance(value, dict) else value
+
+
+def _invalid(path: str, value: Any) -> NetSuiteApiError:
+    return NetSuiteApiError(
+        400,
+        "INVALID_VALUE",
+        f"Invalid value '{value}' for the field '{path}'.",
+        path=path,
+    )
+
+
+def _invalid_reference(path: str) -> NetSuiteApiError:
+    return NetSuiteApiError(
+        400,
+        "INVALID_VALUE",
+        f"Invalid value for the resource or sub-resource field '{path}'. Provide a valid value.",
+        path=path,
+    )
+
+
+def _missing(label: str) -> NetSuiteApiError:
+    return NetSuiteApiError(
+        400, "USER_ERROR", f"Error while accessing a resource. Please enter value(s) for: {label}."
+    )
+
+
+# --- whole-record rules ---------------------------------------------------------------------
+
+
+def check_required(rt: RecordType, record: Mapping[str, Any]) -> None:
+    """Mandatory fields, checked on the record as it will be stored."""
+    missing = [
+        spec.label or name
+        for name, spec in rt.fields.items()
+        if spec.required and record.get(name) in (None, "")
+    ]
+    if rt.name == "customer":  # a company needs its name, a person their first and last name
+        if not record.get("isPerson"):
+            person_fields = {"companyName": "Company Name"}
+        else:
+            person_fields = {"firstName": "First Name", "lastName": "Last Name"}
+        missing += [label for name, label in person_fields.items() if not record.get(name)]
+    if missing:
+        raise _missing(", ".join(missing))
+    for sublist in rt.required_lines:
+        if not record.get(sublist):
+            raise NetSuiteApiError(
+                400,
+                "USER_ERROR",
+                "Error while accessing a resource. You must enter at least one line item "
+                "for this transaction.",
+                path=sublist,
+            )
+
+
+_CENT = Decimal("0.01")
+
+
+def derive(rt: RecordType, record: dict[str, Any]) -> None:
+    """Computed fields: line numbers, line amounts from quantity x rate, the order total."""
+    for name, spec in rt.fields.items():
+        if spec.kind != "sublist" or not isinstance(record.get(name), list):
+            continue
+        used = {line["line"] for line in record[name] if isinstance(line.get("line"), int)}
+        next_line = max(used, default=0) + 1
+        for line in record[name]:
+            if not isinstance(line.get("line"), int):
+                line["line"] = next_line
+                next_line += 1
+    if rt.name == "salesOrder":
+        total = Decimal(0)
+        for line in record.get("item") or []:
+            if line.get("amount") is None and line.get("rate") is not None:
+                quantity = line.get("quantity", Decimal(1))
+                line["amount"] = (quantity * line["rate"]).quantize(_CENT, ROUND_HALF_UP)
+            total += line.get("amount") or Decimal(0)
+        record["total"] = total
