@@ -250,9 +250,9 @@ def test_existing_erp_customer_is_matched_by_tax_id_not_created(db, clock):
 
 def test_duplicate_crm_account_for_same_erp_customer_is_parked(db, clock):
     world = World(db, clock)
-    world.submit(proposal("006N"))
+    world.submit(proposal("006N", tax_id="US-DUP-1"))
     world.engine.run_due()
-    second = proposal("006O")
+    second = proposal("006O", tax_id="US-DUP-1")
     second = second.model_copy(update={"customer": second.customer.model_copy(
         update={"id": "001other", "xrefs": {"crm": "001other"}})})
     world.submit(second)

@@ -50,6 +50,7 @@ class ExceptionFilter:
     error: str | None = None
     system: str | None = None
     business_key: str | None = None
+    transaction_id: str | None = None
     message_contains: str | None = None
     created_before: datetime | None = None
     created_after: datetime | None = None
@@ -62,6 +63,7 @@ class ExceptionFilter:
             (exceptions.c.error, self.error),
             (exceptions.c.system, self.system),
             (exceptions.c.business_key, self.business_key),
+            (exceptions.c.transaction_id, self.transaction_id),
         ):
             if value is not None:
                 query = query.where(column == value)

@@ -18,6 +18,7 @@ Failures at the token endpoint become ``q2c.errors``: refused credentials are an
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import threading
@@ -31,6 +32,7 @@ import jwt
 from authlib.oauth1 import ClientAuth
 from authlib.oauth1.rfc5849.signature import generate_signature_base_string
 from authlib.oauth1.rfc5849.util import escape
+from cryptography.hazmat.primitives import serialization
 
 from q2c.connectors.http import parse_retry_after
 from q2c.connectors.netsuite.wire import realm_for
@@ -68,7 +70,9 @@ class NetSuiteM2MAuth(httpx.Auth):
         self.token_url = token_url
         self.client_id = client_id
         self.certificate_id = certificate_id
-        self._key = private_key_pem
+        self._key_pem = (
+            private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
+        )
         self.algorithm = algorithm
         self.scopes = list(scopes)
         self.assertion_lifetime = assertion_lifetime
@@ -102,7 +106,8 @@ class NetSuiteM2MAuth(httpx.Auth):
             "jti": str(uuid.uuid4()),
         }
         headers = {"typ": "JWT", "kid": self.certificate_id}
-        return jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
+        key = _private_key(self._key_pem)
+        return jwt.encode(claims, key, algorithm=self.algorithm, headers=headers)
 
     def _cached(self) -> str | None:
         with self._lock:
@@ -138,6 +143,13 @@ class NetSuiteM2MAuth(httpx.Auth):
             self._token = token
             self._expires_at = self._clock() + lifetime
         return token
+
+
+@functools.lru_cache(maxsize=8)
+def _private_key(pem: bytes) -> Any:
+    """Parse a PEM key once per process: loading (and validating) a 3072-bit RSA key takes
+    longer than signing with it, and every connection built from the same secret shares it."""
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def _token_error(response: httpx.Response) -> Q2CError:

@@ -68,10 +68,11 @@ def public_key_pem(private_key_pem: bytes) -> bytes:
 
 
 @functools.cache
-def _default_key() -> bytes:
+def _default_key_pair() -> tuple[bytes, bytes]:
     # Key generation takes a noticeable fraction of a second; sandboxes share one key pair
     # (each still gets its own client id and certificate id).
-    return generate_rsa_key_pem()
+    private = generate_rsa_key_pem()
+    return private, public_key_pem(private)
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,16 @@ class NetSuiteSandbox:
         self.faults = FaultPlan()
         self.auth = AccountAuth(account_id)
         self.config = EmulatorConfig(account_id)
-        key = private_key_pem or _default_key()
+        private, public = (
+            (private_key_pem, public_key_pem(private_key_pem))
+            if private_key_pem
+            else _default_key_pair()
+        )
         self.m2m = M2MCredentials(
             client_id=secrets.token_hex(32),
             certificate_id=secrets.token_urlsafe(32),
-            private_key_pem=key,
-            public_key_pem=public_key_pem(key),
+            private_key_pem=private,
+            public_key_pem=public,
         )
         self.tba = TbaCredentials(*(secrets.token_hex(32) for _ in range(4)))
         self.auth.register_m2m(

@@ -39,7 +39,7 @@ _ROLLED_BACK = {
 }
 
 
-class _Rollback(Exception):
+class _RollbackError(Exception):
     """Raised inside ``state.atomic()`` to undo a batch whose results are already recorded."""
 
 
@@ -96,8 +96,8 @@ class Composite:
                     response = self._run(sub, results, request, all_or_none)
                     responses.append(_entry(sub["referenceId"], response))
                     if all_or_none and response.status >= 400:
-                        raise _Rollback
-        except _Rollback:
+                        raise _RollbackError
+        except _RollbackError:
             failed = len(responses) - 1
             responses = [
                 entry if i == failed else _entry(entry["referenceId"], ApiResponse(400, _halted()))
@@ -119,7 +119,7 @@ class Composite:
             return ApiResponse(400, _halted(str(exc)))
         split = urlsplit(url)
         parts = [p for p in split.path.split("/") if p]
-        if parts[:2] != ["services", "data"] or parts[3:4] == ["composite"] and len(parts) == 4:
+        if parts[:2] != ["services", "data"] or (parts[3:4] == ["composite"] and len(parts) == 4):
             return ApiResponse(400, [{"errorCode": "INVALID_API_INPUT",
                                       "message": f"Invalid composite subrequest URL: {url}"}])
         headers = {k.lower(): str(v) for k, v in (sub.get("httpHeaders") or {}).items()}
@@ -175,8 +175,8 @@ class Composite:
                     except ApiError as error:
                         results.append({"success": False, "errors": error.as_save_errors()})
                 if all_or_none and not all(r["success"] for r in results):
-                    raise _Rollback
-        except _Rollback:
+                    raise _RollbackError
+        except _RollbackError:
             results = [r if not r["success"] else {"id": None, "success": False,
                                                    "errors": [_ROLLED_BACK]} for r in results]
         return ApiResponse(200, results)
@@ -189,7 +189,9 @@ class Composite:
         record_id, _ = self.state.save(odef.name, None, fields, user_id=user)
         return {"id": record_id, "success": True, "errors": []}
 
-    def _update_one(self, record: Any, default_type: str | None, user: str | None) -> dict[str, Any]:
+    def _update_one(
+        self, record: Any, default_type: str | None, user: str | None
+    ) -> dict[str, Any]:
         odef, fields = _typed(record, default_type)
         record_id = next((v for k, v in fields.items() if k.lower() == "id"), None)
         if not isinstance(record_id, str):
@@ -273,7 +275,8 @@ class Composite:
         attributes = record.get("attributes") if isinstance(record, dict) else None
         reference = str((attributes or {}).get("referenceId", ""))
         try:
-            if not isinstance(attributes, dict) or not _REF_ID.match(reference) or reference in seen:
+            valid = isinstance(attributes, dict) and _REF_ID.match(reference)
+            if not valid or reference in seen:
                 raise ApiError.one(400, "INVALID_INPUT",
                                    "each record needs attributes with a unique referenceId")
             seen.add(reference)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import httpx
@@ -55,7 +55,8 @@ _ALL_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]
 def salesforce_error_body(status: int, kind: str) -> tuple[bytes, dict[str, str]]:
     """Injected faults answer like Salesforce: its error list, not a generic JSON blob."""
     if status == 429 or kind == "rate_limit":
-        code, message = "REQUEST_LIMIT_EXCEEDED", "Too many requests: the org's API rate was exceeded."
+        code = "REQUEST_LIMIT_EXCEEDED"
+        message = "Too many requests: the org's API request rate was exceeded."
     elif status == 503:
         code, message = "SERVER_UNAVAILABLE", "Server temporarily unavailable. Please retry."
     else:
@@ -159,7 +160,8 @@ def build_app(
 
 
 def _unauthorized() -> Response:
-    return _json(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    return _json(401, [{"message": "Session expired or invalid",
+                        "errorCode": "INVALID_SESSION_ID"}])
 
 
 class _SandboxApp:
@@ -211,8 +213,10 @@ class SalesforceSandbox:
         self.oauth.register(ConnectedApp(client_id, self.client_secret, run_as=username))
         self._private_key_pem: str | None = None
         org = build_app(self.state, self.oauth, self.api, instance_url=self.instance_url)
+        # Starlette types scopes as MutableMapping; the sandbox kit as dict: same protocol
         self.app: ASGIApp = _SandboxApp(
-            self._admin_app(), FaultInjector(org, self.faults, error_body=salesforce_error_body)
+            cast(ASGIApp, self._admin_app()),
+            FaultInjector(cast(ASGIApp, org), self.faults, error_body=salesforce_error_body),
         )
 
     # --- connecting -----------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class OAuthServer:
             return self._client_credentials(form, authorization, origin, instance_url)
         if grant == JWT_GRANT:
             return self._jwt_bearer(form, origin, instance_url)
-        return 400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
+        return _fail("unsupported_grant_type", "grant type not supported")
 
     def _client_credentials(
         self, form: Mapping[str, str], authorization: str | None, origin: str, instance_url: str
@@ -133,7 +133,8 @@ class OAuthServer:
         app = self._apps.get(client_id or "")
         if app is None:
             return _fail("invalid_client_id", "client identifier invalid")
-        if not app.client_secret or not secret or not hmac.compare_digest(app.client_secret, secret):
+        expected = app.client_secret
+        if not expected or not secret or not hmac.compare_digest(expected, secret):
             return _fail("invalid_client", "invalid client credentials")
         username = app.run_as
         user_id = self._user_lookup(username) if username else None

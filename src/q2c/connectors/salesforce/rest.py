@@ -347,7 +347,8 @@ class RestApi:
         done = offset + cursor.batch >= len(cursor.records)
         body: dict[str, Any] = {"totalSize": len(cursor.records), "done": done, "records": page}
         if not done:
-            body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}-{offset + cursor.batch}"
+            next_offset = offset + cursor.batch
+            body["nextRecordsUrl"] = f"/services/data/{version}/query/{locator}-{next_offset}"
         return ApiResponse(200, body)
 
     def _batch_size(self, options: str) -> int:

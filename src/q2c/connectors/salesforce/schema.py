@@ -208,7 +208,9 @@ def _system(name: str) -> dict[str, FieldDef]:
         "IsDeleted": _derived(FieldDef("IsDeleted", "Deleted", "boolean", default=False)),
         "CreatedDate": _derived(FieldDef("CreatedDate", "Created Date", "datetime")),
         "CreatedById": _derived(_ref("CreatedById", "Created By ID", "User", "CreatedBy")),
-        "LastModifiedDate": _derived(FieldDef("LastModifiedDate", "Last Modified Date", "datetime")),
+        "LastModifiedDate": _derived(
+            FieldDef("LastModifiedDate", "Last Modified Date", "datetime")
+        ),
         "LastModifiedById": _derived(
             _ref("LastModifiedById", "Last Modified By ID", "User", "LastModifiedBy")
         ),

@@ -10,15 +10,23 @@ INVALID_QUERY_FILTER_OPERATOR, with the messages Salesforce uses.
 from __future__ import annotations
 
 import functools
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from q2c.connectors.salesforce.ids import normalize_id
-from q2c.connectors.salesforce.schema import NUMBER_TYPES, STRING_TYPES, FieldDef, SObjectDef
-from q2c.connectors.salesforce.schema import SCHEMA, sobject_def
+from q2c.connectors.salesforce.schema import (
+    NUMBER_TYPES,
+    SCHEMA,
+    STRING_TYPES,
+    FieldDef,
+    SObjectDef,
+    sobject_def,
+)
 from q2c.connectors.salesforce.soql import (
     And,
     Comparison,
@@ -308,6 +316,12 @@ def _day(value: Any) -> date:
     return value.astimezone(UTC).date() if isinstance(value, datetime) else value
 
 
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+
 def _compare(op: str, value: Any, target: Any) -> bool:
     if target is None:
         return (value is None) == (op == "=") if op in ("=", "!=") else False
@@ -315,16 +329,12 @@ def _compare(op: str, value: Any, target: Any) -> bool:
         return op == "!="
     if isinstance(target, _Range):
         day = _day(value)
-        return {
-            "=": target.start <= day <= target.end, "!=": not target.start <= day <= target.end,
-            "<": day < target.start, "<=": day <= target.end,
-            ">": day > target.end, ">=": day >= target.start,
-        }[op]
-    left, right = _sortable(value), _sortable(target)
-    return {
-        "=": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
-        ">": left > right, ">=": left >= right,
-    }[op]
+        inside = target.start <= day <= target.end
+        if op in ("=", "!="):
+            return inside == (op == "=")
+        bound = target.start if op in ("<", ">=") else target.end
+        return bool(_OPS[op](day, bound))
+    return bool(_OPS[op](_sortable(value), _sortable(target)))
 
 
 def _sortable(value: Any) -> Any:
@@ -356,4 +366,4 @@ def _like(pattern: str) -> re.Pattern[str]:
 
 
 def _matches_like(pattern: re.Pattern[str], value: Any) -> bool:
-    return isinstance(value, str) and pattern.fullmatch(value) is not None
+    return bool(isinstance(value, str) and pattern.fullmatch(value) is not None)

@@ -362,7 +362,8 @@ class SalesforceState:
                     f"{fdef.label}: id value of incorrect type: {value}", [name],
                 )
             if value not in self._tables[target.name]:
-                code = "ENTITY_IS_DELETED" if value in self._deleted else "INVALID_CROSS_REFERENCE_KEY"
+                code = ("ENTITY_IS_DELETED" if value in self._deleted
+                        else "INVALID_CROSS_REFERENCE_KEY")
                 raise ApiError.one(400, code, f"{fdef.label}: invalid cross reference id", [name])
 
     def _check_unique(self, odef: SObjectDef, new: Record, key: str) -> None:
@@ -396,9 +397,12 @@ class SalesforceState:
         old = self._tables[odef.name][key]
         self._put(odef.name, key, None)
         self._deleted[key] = (odef.name, self.now())
-        self._remember(lambda: self._deleted.pop(key, None))
+        self._remember(lambda: self._forget_deleted(key))
         self._emit(odef, key, None, old, self.user_id)
         automation.after_delete(self, odef, old)
+
+    def _forget_deleted(self, key: str) -> None:
+        self._deleted.pop(key, None)
 
     # --- change data capture ----------------------------------------------------------------
 
@@ -407,6 +411,8 @@ class SalesforceState:
     ) -> None:
         """Append the record's change event in CometD JSON form (field names, not bitmaps)."""
         stamp = self._last_stamp
+        changed: list[str]
+        body: dict[str, Any]
         if new is None:
             change_type, body, changed = "DELETE", {}, []
         elif old is None:

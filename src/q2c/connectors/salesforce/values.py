@@ -108,7 +108,7 @@ def _string(fdef: FieldDef, value: Any) -> str | None:
 
 
 def _number(fdef: FieldDef, value: Any) -> Decimal | int:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         # floats are refused on purpose: the state API must not let binary money in
         raise _parse_error(fdef, value)
     try:

@@ -1,0 +1,170 @@
+"""Composition root: the one place that wires settings, store, runtime, connectors and flows.
+
+Nothing connects at import time. Tests and the demo call ``bootstrap()`` with a config (and,
+for sandboxes, the in-process emulators); ``q2c serve`` and ``q2c worker`` do the same.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from q2c.config import Q2CConfig
+from q2c.connectors.registry import Connections, connect_systems
+from q2c.errors import ConfigError
+from q2c.flows import opportunity_to_project
+from q2c.flows.ports import CrmPort, ErpPort
+from q2c.flows.services import ApprovalPolicy, Services
+from q2c.flows.shadow import ShadowCrm, ShadowErp
+from q2c.mapping.ownership import OwnershipRules
+from q2c.mapping.value_maps import ValueMaps
+from q2c.runtime.engine import SagaEngine
+from q2c.runtime.flow import Flow, Mode
+from q2c.runtime.inbox import Inbox, Routing
+from q2c.runtime.outbox import LocalPublisher, OutboxRelay, Publisher
+from q2c.runtime.payload_history import PayloadHistory, Redactor
+from q2c.runtime.retry import RetryPolicy
+from q2c.runtime.xref import XrefHub
+from q2c.store.db import create_store_engine, upgrade
+
+__all__ = ["Hub", "bootstrap", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Hub:
+    """The running hub: what the CLI, the API and the tests work with."""
+
+    config: Q2CConfig
+    db: sa.Engine
+    clock: Callable[[], datetime]
+    flows: dict[str, Flow]
+    inbox: Inbox
+    engine: SagaEngine
+    xref: XrefHub
+    payloads: PayloadHistory
+    publisher: Publisher
+    relay: OutboxRelay
+    connections: Connections
+    maps: ValueMaps
+    ownership: OwnershipRules
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def services(self, mode: Mode) -> Services:
+        crm: CrmPort = self.connections.port("crm")
+        erp: ErpPort = self.connections.port("erp")
+        log: list[dict[str, Any]] = []
+        if mode == "shadow":
+            crm, erp = ShadowCrm(crm, log), ShadowErp(erp, log)
+        flow = self.config.flows.opportunity_to_project
+        enabled = frozenset(flow.enabled_for) | frozenset(flow.shadow_for)
+        approval = self.config.approval
+        return Services(
+            crm=crm,
+            erp=erp,
+            maps=self.maps,
+            ownership=self.ownership,
+            xref=self.xref,
+            approval=ApprovalPolicy(
+                max_new_customer_credit_limit=approval.max_new_customer_credit_limit,
+                require_tax_id=approval.require_tax_id,
+            ),
+            enabled_entities=enabled or None,
+            shadow_log=log,
+        )
+
+    def add_mapping(
+        self, dimension: str, value: str, legal_entity: str, system: str, external_id: str
+    ) -> None:
+        """Operator fix: add a value mapping at run time (kept until restart; put it in
+        q2c.yaml to keep it)."""
+        self.maps = self.maps.with_mapping(dimension, value, legal_entity, system, external_id)
+
+    def close(self) -> None:
+        self.connections.close()
+        self.db.dispose()
+
+
+def bootstrap(
+    config: Q2CConfig,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    worker_id: str | None = None,
+    publisher: Publisher | None = None,
+    connections: Connections | None = None,
+    lease: timedelta = timedelta(seconds=60),
+    migrate: bool = True,
+    db: sa.Engine | None = None,
+) -> Hub:
+    db = db or create_store_engine(config.store.url)
+    if migrate:
+        upgrade(db)
+    history = config.payload_history
+    payloads = PayloadHistory(
+        db,
+        now=clock,
+        retention=timedelta(days=history.retention_days),
+        redactor=Redactor(history.redact_fields),
+    )
+    flows = _flows(config)
+    hub_ref: dict[str, Hub] = {}
+    conns = connections or connect_systems(config, recorder=payloads.record_exchange)
+
+    def mode_for(flow: str, partition: str | None) -> str:
+        settings = getattr(config.flows, flow)
+        if partition is None:
+            return "live" if settings.enabled_for else ("shadow" if settings.shadow_for else "off")
+        return settings.mode(partition)  # type: ignore[no-any-return]
+
+    engine = SagaEngine(
+        db,
+        flows,
+        services=lambda mode: hub_ref["hub"].services(mode),
+        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        now=clock,
+        lease=lease,
+        max_replays=config.flows.opportunity_to_project.max_replays,
+    )
+    publisher = publisher or LocalPublisher()
+    hub = Hub(
+        config=config,
+        db=db,
+        clock=clock,
+        flows=flows,
+        inbox=Inbox(db, Routing(flows, mode_for), now=clock),  # type: ignore[arg-type]
+        engine=engine,
+        xref=XrefHub(db, now=clock),
+        payloads=payloads,
+        publisher=publisher,
+        relay=OutboxRelay(db, publisher, now=clock),
+        connections=conns,
+        maps=ValueMaps.from_config(config),
+        ownership=OwnershipRules.from_config(config),
+    )
+    hub_ref["hub"] = hub
+    return hub
+
+
+def _flows(config: Q2CConfig) -> dict[str, Flow]:
+    retry = config.flows.opportunity_to_project.retry
+    try:
+        policy = RetryPolicy(
+            attempts=retry.attempts,
+            initial_seconds=retry.initial_seconds,
+            max_seconds=retry.max_seconds,
+            multiplier=retry.multiplier,
+            jitter=retry.jitter,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"q2c.yaml: flows.opportunity_to_project.retry: {exc}") from exc
+    flow = opportunity_to_project.build_flow(policy)
+    return {flow.name: flow}

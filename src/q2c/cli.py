@@ -1,0 +1,272 @@
+"""The ``q2c`` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from q2c.errors import Q2CError
+
+app = typer.Typer(
+    name="q2c",
+    help="Quote-to-cash integration hub for professional-services firms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The hub's own database.", no_args_is_help=True)
+contracts_app = typer.Typer(
+    help="Published canonical contracts (JSON Schema).", no_args_is_help=True
+)
+exceptions_app = typer.Typer(help="The exception queue.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(exceptions_app, name="exceptions")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="q2c.yaml (default: ./q2c.yaml, else the demo config)"),
+]
+
+
+def _config(path: Path | None) -> Any:
+    from q2c.config import default_demo_config, load_config
+
+    if path is not None:
+        return load_config(path)
+    if Path("q2c.yaml").exists():
+        return load_config(Path("q2c.yaml"))
+    return default_demo_config()
+
+
+def _fail(error: Q2CError) -> None:
+    err_console.print(f"[bold red]{error.message}[/]")
+    if error.suggested_fix:
+        err_console.print(f"[yellow]fix:[/] {error.suggested_fix}")
+    if error.detail:
+        err_console.print(f"[dim]{error.detail}[/]")
+    raise typer.Exit(2)
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    opportunities: Annotated[int, typer.Option(help="Closed-won deals to generate")] = 36,
+    workdir: Annotated[Path, typer.Option(help="Where the demo database goes")] = Path(".q2c"),
+    seed: Annotated[int, typer.Option(help="Random seed of the generated data")] = 7,
+) -> None:
+    """Run opportunity-to-project end to end on SQLite with the bundled vendor sandboxes."""
+    from q2c.demo import run_demo
+    from q2c.observability import configure_logging
+
+    configure_logging("ERROR")
+    try:
+        summary = run_demo(
+            workdir=workdir,
+            opportunities=opportunities,
+            seed=seed,
+            console=None if as_json else console,
+        )
+    except Q2CError as error:
+        _fail(error)
+        return
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    if not summary["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """Serve the HTTP API (and later the console)."""
+    import uvicorn
+
+    from q2c.api.app import create_app
+    from q2c.bootstrap import bootstrap
+    from q2c.observability import configure_logging
+
+    configure_logging("INFO")
+    try:
+        hub = bootstrap(_config(config))
+    except Q2CError as error:
+        _fail(error)
+        return
+    uvicorn.run(create_app(hub), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    worker_id: Annotated[str | None, typer.Option("--id", help="Stable worker id")] = None,
+    once: Annotated[bool, typer.Option(help="Work until idle, then exit")] = False,
+    poll_seconds: float = 0.5,
+    lease_seconds: float = 60.0,
+    poll_crm: Annotated[bool, typer.Option(help="Poll the CRM for closed-won deals")] = True,
+) -> None:
+    """Poll the CRM, claim due transactions and run them; publish the outbox."""
+    from datetime import timedelta
+
+    from q2c.bootstrap import bootstrap
+    from q2c.observability import configure_logging
+    from q2c.runtime.worker import run_worker
+
+    configure_logging("INFO")
+    try:
+        hub = bootstrap(
+            _config(config), worker_id=worker_id, lease=timedelta(seconds=lease_seconds)
+        )
+    except Q2CError as error:
+        _fail(error)
+        return
+    run_worker(hub, once=once, poll_seconds=poll_seconds, poll_crm=poll_crm)
+
+
+@app.command()
+def replay(
+    transaction_id: Annotated[str | None, typer.Argument(help="Transaction to replay")] = None,
+    by: Annotated[str, typer.Option(help="Who is replaying (kept in the audit trail)")] = "cli",
+    reason: str | None = None,
+    dry_run: Annotated[bool, typer.Option(help="Show what would be sent; change nothing")] = False,
+    flow: str | None = None,
+    step: str | None = None,
+    message_contains: str | None = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replay one parked transaction, or every open exception matching the filters."""
+    from q2c.bootstrap import bootstrap
+    from q2c.runtime.exception_queue import ExceptionFilter
+
+    hub = bootstrap(_config(config))
+    if transaction_id:
+        outcomes = [hub.engine.replay(transaction_id, by=by, reason=reason, dry_run=dry_run)]
+    else:
+        where = ExceptionFilter(flow=flow, step=step, message_contains=message_contains)
+        outcomes = hub.engine.replay_many(where, by=by, reason=reason, dry_run=dry_run)
+    table = Table("transaction", "accepted", "from step", "message", "writes")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.transaction_id,
+            str(outcome.accepted),
+            outcome.from_step or "",
+            outcome.message,
+            str(len(outcome.intended_writes)),
+        )
+    console.print(table)
+
+
+@exceptions_app.command("list")
+def exceptions_list(config: ConfigOption = None, status: str = "open") -> None:
+    """List parked transactions with their business message and suggested fix."""
+    from q2c.bootstrap import bootstrap
+    from q2c.runtime.exception_queue import ExceptionFilter
+
+    hub = bootstrap(_config(config))
+    table = Table("id", "flow", "business key", "step", "message", "suggested fix")
+    for item in hub.engine.exception_queue.list(ExceptionFilter(status=status)):
+        table.add_row(
+            str(item.id), item.flow, item.business_key, item.step, item.message, item.suggested_fix
+        )
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None, revision: str = "head") -> None:
+    """Apply the Alembic migrations to the configured store."""
+    from q2c.store.db import create_store_engine, upgrade
+
+    settings = _config(config)
+    engine = create_store_engine(settings.store.url)
+    upgrade(engine, revision)
+    console.print(f"store at {engine.url.render_as_string(hide_password=True)} is at {revision}")
+
+
+@contracts_app.command("generate")
+def contracts_generate(
+    root: Annotated[Path, typer.Option(help="Contracts folder")] = Path("contracts"),
+) -> None:
+    """Write the JSON Schemas of the canonical model into contracts/v<N>/."""
+    from q2c.canonical.schemas import write_contracts
+
+    try:
+        written = write_contracts(root)
+    except Q2CError as error:
+        _fail(error)
+        return
+    console.print(f"wrote {len(written)} schema files under {root}")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    root: Annotated[Path, typer.Option(help="Contracts folder")] = Path("contracts"),
+) -> None:
+    """Refuse a breaking change to the published contracts without a new version."""
+    from q2c.canonical.schemas import contracts_check_exit_code
+
+    code, report = contracts_check_exit_code(root)
+    console.print(report)
+    raise typer.Exit(code)
+
+
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(help="Events to ingest")] = 20_000,
+    sagas: Annotated[int, typer.Option(help="Six-step sagas to run")] = 2_000,
+    postgres: Annotated[str | None, typer.Option(help="PostgreSQL URL to measure too")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure ingest and saga throughput next to a raw-SQLite baseline, in this process."""
+    from rich.progress import Progress
+
+    from q2c.bench import run_benchmarks
+    from q2c.observability import configure_logging
+
+    configure_logging("ERROR")
+    started = time.perf_counter()
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("benchmarks", total=None)
+        results = run_benchmarks(
+            events=events,
+            sagas=sagas,
+            postgres_url=postgres,
+            progress=lambda name: progress.update(task, description=name),
+        )
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
+        return
+    table = Table(
+        "benchmark",
+        "count",
+        "seconds",
+        "per second",
+        "vs baseline",
+        "p50 ms",
+        "p95 ms",
+        title=f"q2c bench ({time.perf_counter() - started:.1f} s)",
+    )
+    for r in results:
+        table.add_row(
+            r.name,
+            str(r.count),
+            f"{r.seconds:.2f}",
+            f"{r.per_second:,.0f}",
+            f"{r.ratio_to_baseline:.2f}x" if r.ratio_to_baseline else "",
+            f"{r.p50_ms:.2f}" if r.p50_ms is not None else "",
+            f"{r.p95_ms:.2f}" if r.p95_ms is not None else "",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()
