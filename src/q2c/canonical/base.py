@@ -45,9 +45,7 @@ _AS_STRING = PlainSerializer(lambda d: format(d, "f"), return_type=str, when_use
 ExactDecimal = Annotated[Decimal, BeforeValidator(_exact), _AS_STRING, _DECIMAL_SCHEMA]
 """A Decimal that arrives as a string or int, never a float, and leaves as a string."""
 
-NonNegativeDecimal = Annotated[
-    Decimal, BeforeValidator(_non_negative), _AS_STRING, _DECIMAL_SCHEMA
-]
+NonNegativeDecimal = Annotated[Decimal, BeforeValidator(_non_negative), _AS_STRING, _DECIMAL_SCHEMA]
 
 CurrencyCode = Annotated[
     str, BeforeValidator(_currency), WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$"})

@@ -56,18 +56,16 @@ def minor_units(currency: str) -> int:
     try:
         return MINOR_UNITS[currency]
     except KeyError:
-        raise ValueError(
-            f"unknown currency {currency!r}: not an active ISO-4217 code"
-        ) from None
+        raise ValueError(f"unknown currency {currency!r}: not an active ISO-4217 code") from None
 
 
 def parse_decimal(value: object, *, field: str = "amount") -> Decimal:
     """Turn a JSON/str/int/Decimal value into a finite Decimal; refuse floats and junk."""
     if isinstance(value, bool):
-        raise ValueError(f"{field} must be a decimal string such as \"1250.00\", got a boolean")
+        raise ValueError(f'{field} must be a decimal string such as "1250.00", got a boolean')
     if isinstance(value, float):
         raise ValueError(
-            f"{field} must be a decimal string such as \"1250.00\", got the floating-point "
+            f'{field} must be a decimal string such as "1250.00", got the floating-point '
             f"number {value!r}; floats cannot represent every cent exactly"
         )
     if isinstance(value, Decimal):
@@ -217,7 +215,7 @@ class Money:
             if not isinstance(value, dict):
                 raise PydanticCustomError(
                     "money_type",
-                    "money must be an object like {\"amount\": \"1250.00\", \"currency\": \"USD\"}",
+                    'money must be an object like {"amount": "1250.00", "currency": "USD"}',
                 )
             unknown = set(value) - {"amount", "currency"}
             if unknown:

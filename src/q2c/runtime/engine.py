@@ -338,6 +338,10 @@ class SagaEngine:
                 error.message = (
                     f"{error.message}; gave up after {attempt} attempts at step '{step.name}'"
                 )
+                error.suggested_fix = (
+                    f"{error.system or 'The system'} kept failing for {attempt} attempts. Check "
+                    "that it is up (vendor status page, credentials, limits), then replay."
+                )
             claimed = connection.execute(
                 update(transactions)
                 .where(self._owned(context.transaction_id))

@@ -27,16 +27,21 @@ def run_until_idle(
     batch: int = 50,
     max_wait_seconds: float = 30.0,
     on_progress: Callable[[int], None] | None = None,
+    progress_statuses: tuple[str, ...] = ("completed", "parked"),
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Work until nothing is due or waiting (retries included); returns transactions run."""
+    """Work until nothing is due or waiting (retries included); returns transactions run.
+
+    ``on_progress`` hears how many transactions reached one of ``progress_statuses``.
+    """
     ran = 0
     while True:
         outcomes = hub.engine.run_due(batch)
         hub.relay.publish_pending()
         ran += len(outcomes)
-        if on_progress and outcomes:
-            on_progress(len(outcomes))
+        finished = sum(o.status in progress_statuses for o in outcomes)
+        if on_progress and finished:
+            on_progress(finished)
         if outcomes:
             continue
         due = hub.engine.next_due_at()

@@ -178,7 +178,8 @@ def test_invalid_reference_names_the_field(api: httpx.Client, ids: Ids) -> None:
 
 
 def test_reference_to_a_record_of_the_wrong_type_is_invalid(api: httpx.Client, ids: Ids) -> None:
-    wrong = customer(ids, subsidiary={"id": ids["departments"]["Consulting"] + "0"})
+    customer_id = created_id(send(api, "POST", "customer", customer(ids)))
+    wrong = customer(ids, subsidiary={"id": customer_id})  # a customer is no subsidiary
     assert error_of(send(api, "POST", "customer", wrong))["o:errorPath"] == "subsidiary"
 
 

@@ -49,10 +49,13 @@ _OPPORTUNITY_FIELDS = (
     "Account.BillingState, Account.BillingPostalCode, Account.BillingCountry, "
     "Account.CurrencyIsoCode, Account.Legal_Entity__c, Account.Phone, Account.Industry"
 )
-_QUOTE_FIELDS = "Id, Name, Status, IsSyncing, Q2C_Version__c, CurrencyIsoCode, TotalPrice, " \
-                "LastModifiedDate"
-_LINE_FIELDS = "Id, QuoteId, LineNumber, Quantity, UnitPrice, TotalPrice, Description, " \
-               "Role__c, Product2.ProductCode, Product2.Name"
+_QUOTE_FIELDS = (
+    "Id, Name, Status, IsSyncing, Q2C_Version__c, CurrencyIsoCode, TotalPrice, LastModifiedDate"
+)
+_LINE_FIELDS = (
+    "Id, QuoteId, LineNumber, Quantity, UnitPrice, TotalPrice, Description, "
+    "Role__c, Product2.ProductCode, Product2.Name"
+)
 
 
 def soql_quote(value: str) -> str:
@@ -94,7 +97,9 @@ class SalesforceCrm:
             except ValueError as exc:
                 raise ValidationError(
                     f"The Salesforce polling watermark {watermark!r} is not a datetime",
-                    detail=str(exc), system=SYSTEM, field="watermark",
+                    detail=str(exc),
+                    system=SYSTEM,
+                    field="watermark",
                 ) from exc
         if self.skip_provisioned:
             where.append("Q2C_Status__c != 'Provisioned'")
@@ -104,29 +109,38 @@ class SalesforceCrm:
             "ORDER BY SystemModstamp ASC, Id ASC"
         )
         events = [closed_won_event(row) for row in rows]
-        latest = max((row["SystemModstamp"] for row in rows),
-                     key=parse_datetime, default=watermark)
+        latest = max((row["SystemModstamp"] for row in rows), key=parse_datetime, default=watermark)
         return ClosedWonPage(opportunities=events, watermark=latest)
 
     def fetch_proposal(self, opportunity_id: str) -> Proposal:
         opp_id = self._record_id(opportunity_id, "Opportunity")
         literal = soql_quote(opp_id)
-        results = self.composite([
-            self._query_sub("opportunity",
-                            f"SELECT {_OPPORTUNITY_FIELDS} FROM Opportunity WHERE Id = {literal}"),
-            self._query_sub("quotes",
-                            f"SELECT {_QUOTE_FIELDS} FROM Quote WHERE OpportunityId = {literal}"),
-            self._query_sub("lines",
-                            f"SELECT {_LINE_FIELDS} FROM QuoteLineItem "
-                            f"WHERE Quote.OpportunityId = {literal} ORDER BY LineNumber ASC"),
-        ], all_or_none=False)
+        results = self.composite(
+            [
+                self._query_sub(
+                    "opportunity",
+                    f"SELECT {_OPPORTUNITY_FIELDS} FROM Opportunity WHERE Id = {literal}",
+                ),
+                self._query_sub(
+                    "quotes", f"SELECT {_QUOTE_FIELDS} FROM Quote WHERE OpportunityId = {literal}"
+                ),
+                self._query_sub(
+                    "lines",
+                    f"SELECT {_LINE_FIELDS} FROM QuoteLineItem "
+                    f"WHERE Quote.OpportunityId = {literal} ORDER BY LineNumber ASC",
+                ),
+            ],
+            all_or_none=False,
+        )
         opportunities = self._drain(results["opportunity"])
         if not opportunities:
             raise NotFoundError(
                 f"Salesforce opportunity {opp_id} does not exist, or q2c's integration user "
                 "cannot see it",
-                detail=f"SOQL on Opportunity Id = {opp_id} returned no rows", system=SYSTEM,
-                field="Id", context={"record_id": opp_id},
+                detail=f"SOQL on Opportunity Id = {opp_id} returned no rows",
+                system=SYSTEM,
+                field="Id",
+                context={"record_id": opp_id},
             )
         return build_proposal(
             opportunities[0], self._drain(results["quotes"]), self._drain(results["lines"])
@@ -148,23 +162,38 @@ class SalesforceCrm:
         if not rows:
             raise NotFoundError(
                 f"Salesforce opportunity {opp_id} does not exist, so ERP ids cannot be written "
-                "back", detail=f"write_back({opp_id}, {erp_ids})", system=SYSTEM,
+                "back",
+                detail=f"write_back({opp_id}, {erp_ids})",
+                system=SYSTEM,
                 context={"record_id": opp_id},
             )
         current = rows[0]
-        opp_changes = {k: v for k, v in {**desired, "Q2C_Status__c": "Provisioned"}.items()
-                       if current.get(k) != v}
+        opp_changes = {
+            k: v
+            for k, v in {**desired, "Q2C_Status__c": "Provisioned"}.items()
+            if current.get(k) != v
+        }
         subrequests = []
         if opp_changes:
-            subrequests.append({"method": "PATCH", "referenceId": "opportunity",
-                                "url": f"{self.base}/sobjects/Opportunity/{opp_id}",
-                                "body": opp_changes})
+            subrequests.append(
+                {
+                    "method": "PATCH",
+                    "referenceId": "opportunity",
+                    "url": f"{self.base}/sobjects/Opportunity/{opp_id}",
+                    "body": opp_changes,
+                }
+            )
         customer = desired.get("ERP_Customer_Id__c")
         account = current.get("Account") or {}
         if customer and current.get("AccountId") and account.get("ERP_Customer_Id__c") != customer:
-            subrequests.append({"method": "PATCH", "referenceId": "account",
-                                "url": f"{self.base}/sobjects/Account/{current['AccountId']}",
-                                "body": {"ERP_Customer_Id__c": customer}})
+            subrequests.append(
+                {
+                    "method": "PATCH",
+                    "referenceId": "account",
+                    "url": f"{self.base}/sobjects/Account/{current['AccountId']}",
+                    "body": {"ERP_Customer_Id__c": customer},
+                }
+            )
         if subrequests:
             self.composite(subrequests, all_or_none=True)
 
@@ -177,44 +206,49 @@ class SalesforceCrm:
 
     def get(self, sobject: str, record_id: str, fields: list[str] | None = None) -> dict[str, Any]:
         params = {"fields": ",".join(fields)} if fields else None
-        body: dict[str, Any] = self._json(self.rest.request(
-            "GET", f"{self.base}/sobjects/{sobject}/{quote(record_id, safe='')}", params=params
-        ))
+        body: dict[str, Any] = self._json(
+            self.rest.request(
+                "GET", f"{self.base}/sobjects/{sobject}/{quote(record_id, safe='')}", params=params
+            )
+        )
         return body
 
     def upsert(
         self, sobject: str, external_id_field: str, external_id: str, fields: Mapping[str, Any]
     ) -> UpsertResult:
         """Create or update by external id: a retried upsert lands on the same record."""
-        url = (f"{self.base}/sobjects/{sobject}/{external_id_field}/"
-               f"{quote(external_id, safe='')}")
-        response = self.rest.request("PATCH", url, content=dumps(dict(fields)),
-                                     headers={"Content-Type": "application/json"})
+        url = f"{self.base}/sobjects/{sobject}/{external_id_field}/{quote(external_id, safe='')}"
+        response = self.rest.request(
+            "PATCH", url, content=dumps(dict(fields)), headers={"Content-Type": "application/json"}
+        )
         if response.status_code == 204:  # API versions before 46.0 answer an update with 204
             return UpsertResult(self._json(self.rest.request("GET", url))["Id"], False)
         body = self._json(response)
         return UpsertResult(str(body["id"]), bool(body.get("created", response.status_code == 201)))
 
-    def composite(
-        self, subrequests: list[dict[str, Any]], *, all_or_none: bool
-    ) -> dict[str, Any]:
+    def composite(self, subrequests: list[dict[str, Any]], *, all_or_none: bool) -> dict[str, Any]:
         """Run a composite request; returns each sub-response body by referenceId.
 
         A failed sub-request raises its translated error (not the PROCESSING_HALTED echoes an
         allOrNone rollback gives the others).
         """
         payload = {"allOrNone": all_or_none, "compositeRequest": subrequests}
-        response = self.rest.request("POST", f"{self.base}/composite", content=dumps(payload),
-                                     headers={"Content-Type": "application/json"})
+        response = self.rest.request(
+            "POST",
+            f"{self.base}/composite",
+            content=dumps(payload),
+            headers={"Content-Type": "application/json"},
+        )
         entries = self._json(response).get("compositeResponse", [])
         failures = [e for e in entries if e.get("httpStatusCode", 500) >= 400]
         if failures:
             primary = next((e for e in failures if not _halted(e)), failures[0])
             sub = next((s for s in subrequests if s["referenceId"] == primary["referenceId"]), {})
             raise error_from_body(
-                primary["httpStatusCode"], primary.get("body"),
+                primary["httpStatusCode"],
+                primary.get("body"),
                 where=f"composite {sub.get('method')} {sub.get('url')} "
-                      f"-> {primary['httpStatusCode']}",
+                f"-> {primary['httpStatusCode']}",
                 sobject=_sobject_in(sub.get("url", "")),
             )
         return {e["referenceId"]: e.get("body") for e in entries}
@@ -222,8 +256,11 @@ class SalesforceCrm:
     # --- internals -------------------------------------------------------------------------
 
     def _query_sub(self, reference: str, soql: str) -> dict[str, Any]:
-        return {"method": "GET", "referenceId": reference,
-                "url": f"{self.base}/query/?q={quote_plus(soql)}"}
+        return {
+            "method": "GET",
+            "referenceId": reference,
+            "url": f"{self.base}/query/?q={quote_plus(soql)}",
+        }
 
     def _drain(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         records = list(body.get("records", []))
@@ -243,7 +280,8 @@ class SalesforceCrm:
             raise NotFoundError(
                 f"{value!r} is not a Salesforce {sobject} id",
                 detail=f"expected a 15/18-character id starting {KEY_PREFIXES[sobject]}",
-                system=SYSTEM, context={"record_id": value},
+                system=SYSTEM,
+                context={"record_id": value},
             )
         return normalized
 
@@ -259,8 +297,9 @@ class SalesforceCrm:
             elif value:
                 fields[field] = str(value)
         if ignored:
-            log.warning("salesforce.write_back.ignored_keys", keys=ignored,
-                        known=sorted(ERP_ID_FIELDS))
+            log.warning(
+                "salesforce.write_back.ignored_keys", keys=ignored, known=sorted(ERP_ID_FIELDS)
+            )
         if not fields:
             raise ValidationError(
                 "No ERP id to write back to Salesforce",
@@ -295,18 +334,31 @@ def connect_salesforce(
     """Wire a ``SalesforceCrm``: client credentials if a secret is given, else JWT bearer."""
     auth: SalesforceAuth
     if client_secret and jwt_private_key:
-        raise ConfigError("Salesforce connection has both a client secret and a JWT key; "
-                          "configure one OAuth flow", system=SYSTEM)
+        raise ConfigError(
+            "Salesforce connection has both a client secret and a JWT key; "
+            "configure one OAuth flow",
+            system=SYSTEM,
+        )
     if client_secret:
         auth = ClientCredentialsAuth(login_url, client_id, client_secret)
     elif jwt_private_key:
         if not username:
-            raise ConfigError("The Salesforce JWT bearer flow needs the integration username",
-                              system=SYSTEM, field="username")
+            raise ConfigError(
+                "The Salesforce JWT bearer flow needs the integration username",
+                system=SYSTEM,
+                field="username",
+            )
         auth = JwtBearerAuth(login_url, client_id, username, jwt_private_key)
     else:
-        raise ConfigError("Salesforce connection needs a client secret or a JWT private key",
-                          system=SYSTEM)
-    rest = RestClient(system=SYSTEM, client=client, translate_error=translate_error, auth=auth,
-                      bucket=bucket, recorder=recorder)
+        raise ConfigError(
+            "Salesforce connection needs a client secret or a JWT private key", system=SYSTEM
+        )
+    rest = RestClient(
+        system=SYSTEM,
+        client=client,
+        translate_error=translate_error,
+        auth=auth,
+        bucket=bucket,
+        recorder=recorder,
+    )
     return SalesforceCrm(rest, api_version=api_version)

@@ -110,12 +110,14 @@ class SalesforceAuth(httpx.Auth):
             raise RateLimitedError(
                 "Salesforce's login service asked q2c to slow down",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                detail=f"{where}: {response.text[:500]}", system="salesforce",
+                detail=f"{where}: {response.text[:500]}",
+                system="salesforce",
             )
         if response.status_code >= 500:
             raise RetriableError(
                 f"Salesforce's login service had a server error ({response.status_code})",
-                detail=f"{where}: {response.text[:500]}", system="salesforce",
+                detail=f"{where}: {response.text[:500]}",
+                system="salesforce",
             )
         try:
             body = response.json()
@@ -123,12 +125,13 @@ class SalesforceAuth(httpx.Auth):
             body = {}
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
             error = body.get("error", "unknown_error") if isinstance(body, dict) else "unknown"
-            description = (body.get("error_description") if isinstance(body, dict) else None) \
-                or response.text[:200]
+            description = (
+                body.get("error_description") if isinstance(body, dict) else None
+            ) or response.text[:200]
             raise AuthError(
-                f"Salesforce refused q2c's login for connected app {self.client_id}: "
-                f"{description}",
-                detail=f"{where}: {error}: {description}", system="salesforce",
+                f"Salesforce refused q2c's login for connected app {self.client_id}: {description}",
+                detail=f"{where}: {error}: {description}",
+                system="salesforce",
             )
         return SalesforceToken(
             access_token=str(body["access_token"]),
@@ -150,8 +153,11 @@ class ClientCredentialsAuth(SalesforceAuth):
         self._client_secret = client_secret
 
     def grant(self) -> dict[str, str]:
-        return {"grant_type": "client_credentials", "client_id": self.client_id,
-                "client_secret": self._client_secret}
+        return {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+        }
 
     def __repr__(self) -> str:  # never show the secret
         return f"ClientCredentialsAuth(login_url={self.login_url!r}, client_id={self.client_id!r})"
@@ -183,20 +189,27 @@ class JwtBearerAuth(SalesforceAuth):
 
     def assertion(self) -> str:
         now = int(time.time())
-        claims = {"iss": self.client_id, "sub": self.username, "aud": self.audience,
-                  "exp": now + self.lifetime}
+        claims = {
+            "iss": self.client_id,
+            "sub": self.username,
+            "aud": self.audience,
+            "exp": now + self.lifetime,
+        }
         try:
             return jwt.encode(claims, self._private_key, algorithm="RS256")
         except (ValueError, TypeError, jwt.PyJWTError) as exc:
             raise ConfigError(
                 f"The private key for Salesforce connected app {self.client_id} cannot sign a "
                 "JWT (expected an RSA private key in PEM format)",
-                detail=f"{type(exc).__name__}: {exc}", system="salesforce",
+                detail=f"{type(exc).__name__}: {exc}",
+                system="salesforce",
             ) from exc
 
     def grant(self) -> dict[str, str]:
         return {"grant_type": JWT_GRANT, "assertion": self.assertion()}
 
     def __repr__(self) -> str:
-        return (f"JwtBearerAuth(login_url={self.login_url!r}, client_id={self.client_id!r}, "
-                f"username={self.username!r})")
+        return (
+            f"JwtBearerAuth(login_url={self.login_url!r}, client_id={self.client_id!r}, "
+            f"username={self.username!r})"
+        )

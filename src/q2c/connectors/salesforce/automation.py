@@ -65,8 +65,10 @@ def _opportunity(state: SalesforceState, new: Record, old: Record | None, change
         quote = state.table("Quote").get(quote_id)
         if quote is None or quote["OpportunityId"] != new["Id"]:
             raise ApiError.one(
-                400, "FIELD_INTEGRITY_EXCEPTION",
-                "Quote ID: the quote to sync must belong to this opportunity", ["SyncedQuoteId"],
+                400,
+                "FIELD_INTEGRITY_EXCEPTION",
+                "Quote ID: the quote to sync must belong to this opportunity",
+                ["SyncedQuoteId"],
             )
         if quote.get("TotalPrice") is not None:
             new["Amount"] = quote["TotalPrice"]
@@ -116,8 +118,10 @@ def _roll_up_quote(state: SalesforceState, quote_id: str) -> None:
     lines = [r for r in state.table("QuoteLineItem").values() if r["QuoteId"] == quote_id]
     total = sum((r["TotalPrice"] or Decimal(0) for r in lines), Decimal("0.00"))
     state.save(
-        "Quote", quote_id,
-        {"Subtotal": total, "TotalPrice": total, "LineItemCount": len(lines)}, system=True,
+        "Quote",
+        quote_id,
+        {"Subtotal": total, "TotalPrice": total, "LineItemCount": len(lines)},
+        system=True,
     )
     quote = state.table("Quote")[quote_id]
     opp = state.table("Opportunity").get(quote["OpportunityId"])

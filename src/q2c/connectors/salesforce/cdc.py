@@ -55,7 +55,7 @@ def changed_fields(
             "A Salesforce change event arrived with bitmap-encoded fields and no schema to "
             "decode them",
             detail=f"{key}={raw}; pass the event schema's field order "
-                   "(GET sobjects/OpportunityChangeEvent/eventSchema)",
+            "(GET sobjects/OpportunityChangeEvent/eventSchema)",
             system="salesforce",
         )
     names: list[str] = []
@@ -83,7 +83,8 @@ def parse_opportunity_change_event(
     ):
         raise ValidationError(
             "A Salesforce change event has no ChangeEventHeader",
-            detail=f"event keys: {sorted(event)}", system="salesforce",
+            detail=f"event keys: {sorted(event)}",
+            system="salesforce",
         )
     header = payload["ChangeEventHeader"]
     if header.get("entityName") != "Opportunity":

@@ -34,7 +34,7 @@ _HALTED = "The transaction was rolled back since another operation in the same t
 _ROLLED_BACK = {
     "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     "message": "Record rolled back because not all records were valid and the request was using "
-               "AllOrNone header",
+    "AllOrNone header",
     "fields": [],
 }
 
@@ -63,8 +63,11 @@ class Composite:
         method = request.method
         if not rest:
             if method != "POST":
-                raise ApiError.one(405, "METHOD_NOT_ALLOWED",
-                                   f"HTTP Method '{method}' not allowed. Allowed are POST")
+                raise ApiError.one(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    f"HTTP Method '{method}' not allowed. Allowed are POST",
+                )
             return self._composite(request, version)
         if rest[0] == "sobjects" and len(rest) <= 3:
             return self._collections(request, version, rest[1:])
@@ -80,8 +83,9 @@ class Composite:
             raise _bad_request("compositeRequest is required and must be a list of subrequests")
         subs = body["compositeRequest"]
         if not 1 <= len(subs) <= 25:
-            raise _bad_request(f"a composite request has 1 to 25 subrequests, got {len(subs)}",
-                               "LIMIT_EXCEEDED")
+            raise _bad_request(
+                f"a composite request has 1 to 25 subrequests, got {len(subs)}", "LIMIT_EXCEEDED"
+            )
         all_or_none = body.get("allOrNone", False)
         if not isinstance(all_or_none, bool):
             raise _bad_request("allOrNone must be a boolean")
@@ -120,13 +124,27 @@ class Composite:
         split = urlsplit(url)
         parts = [p for p in split.path.split("/") if p]
         if parts[:2] != ["services", "data"] or (parts[3:4] == ["composite"] and len(parts) == 4):
-            return ApiResponse(400, [{"errorCode": "INVALID_API_INPUT",
-                                      "message": f"Invalid composite subrequest URL: {url}"}])
+            return ApiResponse(
+                400,
+                [
+                    {
+                        "errorCode": "INVALID_API_INPUT",
+                        "message": f"Invalid composite subrequest URL: {url}",
+                    }
+                ],
+            )
         headers = {k.lower(): str(v) for k, v in (sub.get("httpHeaders") or {}).items()}
-        response = self.api.dispatch(ApiRequest(
-            method=sub["method"], raw_path=split.path, query=dict(parse_qsl(split.query)),
-            headers=headers, body=body, user_id=parent.user_id, force_all_or_none=all_or_none,
-        ))
+        response = self.api.dispatch(
+            ApiRequest(
+                method=sub["method"],
+                raw_path=split.path,
+                query=dict(parse_qsl(split.query)),
+                headers=headers,
+                body=body,
+                user_id=parent.user_id,
+                force_all_or_none=all_or_none,
+            )
+        )
         if response.status < 400:
             results[sub["referenceId"]] = response.body
         return response
@@ -177,15 +195,21 @@ class Composite:
                 if all_or_none and not all(r["success"] for r in results):
                     raise _RollbackError
         except _RollbackError:
-            results = [r if not r["success"] else {"id": None, "success": False,
-                                                   "errors": [_ROLLED_BACK]} for r in results]
+            results = [
+                r if not r["success"] else {"id": None, "success": False, "errors": [_ROLLED_BACK]}
+                for r in results
+            ]
         return ApiResponse(200, results)
 
     def _create_one(self, record: Any, user: str | None) -> dict[str, Any]:
         odef, fields = _typed(record, None)
         if any(k.lower() == "id" for k in fields):
-            raise ApiError.one(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
-                               "cannot specify Id in an insert call", ["Id"])
+            raise ApiError.one(
+                400,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                "cannot specify Id in an insert call",
+                ["Id"],
+            )
         record_id, _ = self.state.save(odef.name, None, fields, user_id=user)
         return {"id": record_id, "success": True, "errors": []}
 
@@ -195,8 +219,9 @@ class Composite:
         odef, fields = _typed(record, default_type)
         record_id = next((v for k, v in fields.items() if k.lower() == "id"), None)
         if not isinstance(record_id, str):
-            raise ApiError.one(400, "MISSING_ARGUMENT", "Id not specified in an update call",
-                               ["Id"])
+            raise ApiError.one(
+                400, "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"]
+            )
         fields = {k: v for k, v in fields.items() if k.lower() != "id"}
         self.state.save(odef.name, record_id, fields, user_id=user)
         return {"id": self.state.existing_id(odef, record_id), "success": True, "errors": []}
@@ -207,17 +232,23 @@ class Composite:
         rec_def, fields = _typed(record, odef.name)
         fdef = rec_def.field(field)
         if fdef is None or not fdef.external_id:
-            raise ApiError.one(400, "INVALID_FIELD",
-                               f"Field {field} is not an external id field on {rec_def.name}")
+            raise ApiError.one(
+                400, "INVALID_FIELD", f"Field {field} is not an external id field on {rec_def.name}"
+            )
         value = next((v for k, v in fields.items() if k.casefold() == fdef.name.casefold()), None)
         if value is None:
-            raise ApiError.one(400, "MISSING_ARGUMENT",
-                               f"{fdef.name} not specified in an upsert call", [fdef.name])
+            raise ApiError.one(
+                400, "MISSING_ARGUMENT", f"{fdef.name} not specified in an upsert call", [fdef.name]
+            )
         matches = self.state.find(rec_def.name, fdef.name, value)
         if len(matches) > 1:
-            raise ApiError.one(300, "DUPLICATE_EXTERNAL_ID",
-                               f"{fdef.name}: more than one record found for external id "
-                               f"field: {[m['Id'] for m in matches]}", [fdef.name])
+            raise ApiError.one(
+                300,
+                "DUPLICATE_EXTERNAL_ID",
+                f"{fdef.name}: more than one record found for external id "
+                f"field: {[m['Id'] for m in matches]}",
+                [fdef.name],
+            )
         existing = matches[0]["Id"] if matches else None
         saved, created = self.state.save(rec_def.name, existing, fields, user_id=user)
         return {"id": saved, "success": True, "errors": [], "created": created}
@@ -260,25 +291,41 @@ class Composite:
                 for record in body["records"]:
                     self._tree_node(record, odef, None, created, seen, request.user_id)
                 if len(created) > 200:
-                    raise _TreeError("", ApiError.one(400, "LIMIT_EXCEEDED",
-                                                      "a tree request holds at most 200 records"))
+                    raise _TreeError(
+                        "",
+                        ApiError.one(
+                            400, "LIMIT_EXCEEDED", "a tree request holds at most 200 records"
+                        ),
+                    )
         except _TreeError as failure:
-            return ApiResponse(400, {"hasErrors": True, "results": [
-                {"referenceId": failure.reference, "errors": failure.error.as_save_errors()}
-            ]})
+            return ApiResponse(
+                400,
+                {
+                    "hasErrors": True,
+                    "results": [
+                        {"referenceId": failure.reference, "errors": failure.error.as_save_errors()}
+                    ],
+                },
+            )
         return ApiResponse(201, {"hasErrors": False, "results": created})
 
     def _tree_node(
-        self, record: Any, odef: SObjectDef, parent: tuple[str, str] | None,
-        created: list[dict[str, str]], seen: set[str], user: str | None,
+        self,
+        record: Any,
+        odef: SObjectDef,
+        parent: tuple[str, str] | None,
+        created: list[dict[str, str]],
+        seen: set[str],
+        user: str | None,
     ) -> None:
         attributes = record.get("attributes") if isinstance(record, dict) else None
         reference = str((attributes or {}).get("referenceId", ""))
         try:
             valid = isinstance(attributes, dict) and _REF_ID.match(reference)
             if not valid or reference in seen:
-                raise ApiError.one(400, "INVALID_INPUT",
-                                   "each record needs attributes with a unique referenceId")
+                raise ApiError.one(
+                    400, "INVALID_INPUT", "each record needs attributes with a unique referenceId"
+                )
             seen.add(reference)
             fields: dict[str, Any] = {}
             children: list[tuple[str, list[Any]]] = []
@@ -299,8 +346,9 @@ class Composite:
             rel = odef.child(name)
             assert rel is not None
             for child in items:
-                self._tree_node(child, SCHEMA[rel.child], (rel.field, record_id), created, seen,
-                                user)
+                self._tree_node(
+                    child, SCHEMA[rel.child], (rel.field, record_id), created, seen, user
+                )
 
 
 class _TreeError(Exception):
@@ -330,8 +378,12 @@ def _check_subrequest(sub: Any, seen: set[str]) -> None:
 
 def _entry(reference: str, response: ApiResponse) -> dict[str, Any]:
     headers = {k: v for k, v in response.headers.items() if k == "Location"}
-    return {"body": response.body, "httpHeaders": headers,
-            "httpStatusCode": response.status, "referenceId": reference}
+    return {
+        "body": response.body,
+        "httpHeaders": headers,
+        "httpStatusCode": response.status,
+        "referenceId": reference,
+    }
 
 
 def _lookup(expression: str, reference: str, path: str, results: dict[str, Any]) -> Any:
@@ -385,7 +437,8 @@ def _typed(record: Any, default_type: str | None) -> tuple[SObjectDef, dict[str,
     if not type_name:
         raise ApiError.one(400, "INVALID_TYPE", "Must send a concrete entity type.")
     if default_type and type_name.casefold() != default_type.casefold():
-        raise ApiError.one(400, "INVALID_TYPE",
-                           f"record type {type_name} does not match {default_type}")
+        raise ApiError.one(
+            400, "INVALID_TYPE", f"record type {type_name} does not match {default_type}"
+        )
     fields = {k: v for k, v in record.items() if k != "attributes"}
     return _object(type_name), fields

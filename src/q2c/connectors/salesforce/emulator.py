@@ -61,8 +61,10 @@ def salesforce_error_body(status: int, kind: str) -> tuple[bytes, dict[str, str]
         code, message = "SERVER_UNAVAILABLE", "Server temporarily unavailable. Please retry."
     else:
         code = "UNKNOWN_EXCEPTION"
-        message = (f"An unexpected error occurred. Please include this ErrorId if you contact "
-                   f"support: {secrets.randbelow(10**9)}-{secrets.randbelow(10**5)} ({status})")
+        message = (
+            f"An unexpected error occurred. Please include this ErrorId if you contact "
+            f"support: {secrets.randbelow(10**9)}-{secrets.randbelow(10**5)} ({status})"
+        )
     body = dumps([{"message": message, "errorCode": code}])
     return body, {"content-type": _JSON}
 
@@ -93,7 +95,9 @@ def build_app(
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         origin = origin_of(request)
         status, body = oauth.token(
-            form, authorization=request.headers.get("authorization"), origin=origin,
+            form,
+            authorization=request.headers.get("authorization"),
+            origin=origin,
             instance_url=instance_url or origin,
         )
         return _json(status, body, {"Cache-Control": "no-cache,must-revalidate,max-age=0"})
@@ -105,10 +109,13 @@ def build_app(
 
     async def versions(request: Request) -> Response:
         latest = int(float(LATEST_VERSION))
-        return _json(200, [
-            {"label": version_label(v), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
-            for v in range(31, latest + 1)
-        ])
+        return _json(
+            200,
+            [
+                {"label": version_label(v), "url": f"/services/data/v{v}.0", "version": f"{v}.0"}
+                for v in range(31, latest + 1)
+            ],
+        )
 
     def session_of(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
@@ -126,17 +133,20 @@ def build_app(
         try:
             body = loads(raw) if raw.strip() else None
         except ValueError as exc:
-            return _json(400, [{"message": f"Unexpected character: {exc}",
-                                "errorCode": "JSON_PARSER_ERROR"}])
+            return _json(
+                400, [{"message": f"Unexpected character: {exc}", "errorCode": "JSON_PARSER_ERROR"}]
+            )
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        response: ApiResponse = api.handle(ApiRequest(
-            method=request.method,
-            raw_path=raw_path.decode("latin-1").split("?", 1)[0],
-            query=dict(request.query_params),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-            user_id=user_id,
-        ))
+        response: ApiResponse = api.handle(
+            ApiRequest(
+                method=request.method,
+                raw_path=raw_path.decode("latin-1").split("?", 1)[0],
+                query=dict(request.query_params),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                user_id=user_id,
+            )
+        )
         return _json(response.status, response.body, response.headers)
 
     async def apexrest(request: Request) -> Response:
@@ -145,23 +155,27 @@ def build_app(
         return _json(404, [{"errorCode": "NOT_FOUND", "message": "Could not find a match for URL"}])
 
     async def unknown(request: Request) -> Response:
-        return _json(404, [{"errorCode": "NOT_FOUND",
-                            "message": "The requested resource does not exist"}])
+        return _json(
+            404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+        )
 
-    return Starlette(routes=[
-        Route("/services/oauth2/token", token, methods=["POST"]),
-        Route("/services/oauth2/revoke", revoke, methods=["GET", "POST"]),
-        Route("/services/data", versions, methods=["GET"]),
-        Route("/services/data/", versions, methods=["GET"]),
-        Route("/services/data/{rest:path}", rest, methods=_ALL_METHODS),
-        Route("/services/apexrest/{rest:path}", apexrest, methods=_ALL_METHODS),
-        Route("/{rest:path}", unknown, methods=_ALL_METHODS),
-    ])
+    return Starlette(
+        routes=[
+            Route("/services/oauth2/token", token, methods=["POST"]),
+            Route("/services/oauth2/revoke", revoke, methods=["GET", "POST"]),
+            Route("/services/data", versions, methods=["GET"]),
+            Route("/services/data/", versions, methods=["GET"]),
+            Route("/services/data/{rest:path}", rest, methods=_ALL_METHODS),
+            Route("/services/apexrest/{rest:path}", apexrest, methods=_ALL_METHODS),
+            Route("/{rest:path}", unknown, methods=_ALL_METHODS),
+        ]
+    )
 
 
 def _unauthorized() -> Response:
-    return _json(401, [{"message": "Session expired or invalid",
-                        "errorCode": "INVALID_SESSION_ID"}])
+    return _json(
+        401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    )
 
 
 class _SandboxApp:
@@ -173,8 +187,11 @@ class _SandboxApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if (scope["type"] == "http" and path.startswith("/__sandbox__/")
-                and not path.startswith(FaultInjector.ADMIN_PREFIX)):
+        if (
+            scope["type"] == "http"
+            and path.startswith("/__sandbox__/")
+            and not path.startswith(FaultInjector.ADMIN_PREFIX)
+        ):
             await self.admin(scope, receive, send)
         else:
             await self.faulted(scope, receive, send)
@@ -202,11 +219,17 @@ class SalesforceSandbox:
         self.username = username
         self.state = SalesforceState(clock=clock, username=username)
         self.oauth = OAuthServer(
-            org_id=self.state.org_id, user_lookup=self.user_id,
-            audiences=(self.login_url,), session_seconds=session_seconds,
+            org_id=self.state.org_id,
+            user_lookup=self.user_id,
+            audiences=(self.login_url,),
+            session_seconds=session_seconds,
         )
-        self.api = RestApi(self.state, page_size=page_size, min_batch_size=min_batch_size,
-                           daily_api_requests=daily_api_requests)
+        self.api = RestApi(
+            self.state,
+            page_size=page_size,
+            min_batch_size=min_batch_size,
+            daily_api_requests=daily_api_requests,
+        )
         self.faults = FaultPlan()
         self.client_id = client_id
         self.client_secret = client_secret or secrets.token_urlsafe(24)
@@ -227,8 +250,9 @@ class SalesforceSandbox:
 
     def client(self, timeout: float = 5.0) -> httpx.Client:
         """An httpx client calling this org in-process (with real read timeouts)."""
-        return httpx.Client(transport=InProcessTransport(self.app), base_url=self.base_url,
-                            timeout=timeout)
+        return httpx.Client(
+            transport=InProcessTransport(self.app), base_url=self.base_url, timeout=timeout
+        )
 
     @property
     def jwt_private_key_pem(self) -> str:
@@ -236,7 +260,8 @@ class SalesforceSandbox:
         if self._private_key_pem is None:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             self._private_key_pem = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             ).decode()
             public = key.public_key().public_bytes(
@@ -265,8 +290,9 @@ class SalesforceSandbox:
         return matches[0]["Id"] if matches else None
 
     def add_user(self, username: str, name: str | None = None) -> str:
-        return self.state.insert("User", {"Username": username, "Name": name or username,
-                                          "Email": username})
+        return self.state.insert(
+            "User", {"Username": username, "Name": name or username, "Email": username}
+        )
 
     def expire_tokens(self) -> int:
         return self.oauth.expire_all()
@@ -283,8 +309,14 @@ class SalesforceSandbox:
 
     def _admin_app(self) -> Starlette:
         async def state(request: Request) -> Response:
-            return _json(200, {"orgId": self.state.org_id, "records": self.state.dump(),
-                               "changeEvents": len(self.state.change_events)})
+            return _json(
+                200,
+                {
+                    "orgId": self.state.org_id,
+                    "records": self.state.dump(),
+                    "changeEvents": len(self.state.change_events),
+                },
+            )
 
         async def reset(request: Request) -> Response:
             self.reset()
@@ -301,18 +333,21 @@ class SalesforceSandbox:
                 payload = loads(await request.body())
                 items = payload if isinstance(payload, list) else [payload]
                 with self.state.atomic():
-                    ids = [self.state.insert(request.path_params["sobject"], item)
-                           for item in items]
+                    ids = [
+                        self.state.insert(request.path_params["sobject"], item) for item in items
+                    ]
             except ApiError as error:
                 return _error(error)
             except ValueError as exc:
                 return _json(400, [{"message": str(exc), "errorCode": "JSON_PARSER_ERROR"}])
             return _json(201, {"ids": ids})
 
-        return Starlette(routes=[
-            Route("/__sandbox__/state", state, methods=["GET"]),
-            Route("/__sandbox__/reset", reset, methods=["POST"]),
-            Route("/__sandbox__/tokens", tokens, methods=["DELETE"]),
-            Route("/__sandbox__/events", events, methods=["GET"]),
-            Route("/__sandbox__/records/{sobject}", seed, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/__sandbox__/state", state, methods=["GET"]),
+                Route("/__sandbox__/reset", reset, methods=["POST"]),
+                Route("/__sandbox__/tokens", tokens, methods=["DELETE"]),
+                Route("/__sandbox__/events", events, methods=["GET"]),
+                Route("/__sandbox__/records/{sobject}", seed, methods=["POST"]),
+            ]
+        )

@@ -38,17 +38,33 @@ __all__ = ["error_from_body", "translate_error"]
 SYSTEM = "salesforce"
 
 _DATA_CODES = {
-    "INVALID_FIELD", "REQUIRED_FIELD_MISSING", "STRING_TOO_LONG", "DUPLICATE_VALUE",
-    "FIELD_CUSTOM_VALIDATION_EXCEPTION", "JSON_PARSER_ERROR",
+    "INVALID_FIELD",
+    "REQUIRED_FIELD_MISSING",
+    "STRING_TOO_LONG",
+    "DUPLICATE_VALUE",
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+    "JSON_PARSER_ERROR",
     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-    "NUMBER_OUTSIDE_VALID_RANGE", "FIELD_INTEGRITY_EXCEPTION", "INVALID_CROSS_REFERENCE_KEY",
-    "INVALID_FIELD_FOR_INSERT_UPDATE", "INVALID_EMAIL_ADDRESS", "DUPLICATE_EXTERNAL_ID",
-    "INVALID_QUERY_FILTER_OPERATOR", "MISSING_ARGUMENT", "FIELD_FILTER_VALIDATION_EXCEPTION",
-    "DUPLICATES_DETECTED", "INVALID_ID_FIELD",
+    "NUMBER_OUTSIDE_VALID_RANGE",
+    "FIELD_INTEGRITY_EXCEPTION",
+    "INVALID_CROSS_REFERENCE_KEY",
+    "INVALID_FIELD_FOR_INSERT_UPDATE",
+    "INVALID_EMAIL_ADDRESS",
+    "DUPLICATE_EXTERNAL_ID",
+    "INVALID_QUERY_FILTER_OPERATOR",
+    "MISSING_ARGUMENT",
+    "FIELD_FILTER_VALIDATION_EXCEPTION",
+    "DUPLICATES_DETECTED",
+    "INVALID_ID_FIELD",
 }
 _NOT_FOUND_CODES = {"NOT_FOUND", "ENTITY_IS_DELETED", "MALFORMED_ID"}
-_AUTH_CODES = {"INVALID_SESSION_ID", "INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY",
-               "API_DISABLED_FOR_ORG", "INVALID_AUTH_HEADER"}
+_AUTH_CODES = {
+    "INVALID_SESSION_ID",
+    "INSUFFICIENT_ACCESS",
+    "INSUFFICIENT_ACCESS_OR_READONLY",
+    "API_DISABLED_FOR_ORG",
+    "INVALID_AUTH_HEADER",
+}
 _RETRY_CODES = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"}
 
 
@@ -61,7 +77,10 @@ def translate_error(response: httpx.Response) -> Q2CError:
     request = response.request
     where = f"{request.method} {request.url.path} -> {response.status_code}"
     return error_from_body(
-        response.status_code, body, where=where, sobject=_sobject_of(request.url.path),
+        response.status_code,
+        body,
+        where=where,
+        sobject=_sobject_of(request.url.path),
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         raw=response.text[:2000],
     )
@@ -82,12 +101,17 @@ def error_from_body(
         return ValidationError(
             f"Salesforce found {len(body)} {sobject or 'record'}s with the same external id; "
             "q2c cannot tell which one to update",
-            detail=detail, system=SYSTEM, context={"matches": body},
+            detail=detail,
+            system=SYSTEM,
+            context={"matches": body},
         )
     errors = [e for e in body if isinstance(e, dict)] if isinstance(body, list) else []
     if not errors:
-        return FatalError(f"Salesforce answered {status} without an error description",
-                          detail=detail, system=SYSTEM)
+        return FatalError(
+            f"Salesforce answered {status} without an error description",
+            detail=detail,
+            system=SYSTEM,
+        )
     first = errors[0]
     code = str(first.get("errorCode") or first.get("statusCode") or "UNKNOWN_EXCEPTION")
     message = " ".join(str(e.get("message", "")).strip() for e in errors).strip()
@@ -97,27 +121,45 @@ def error_from_body(
     if code == "REQUEST_LIMIT_EXCEEDED":
         return RateLimitedError(
             "Salesforce's API request limit for the org is exhausted; q2c will retry later",
-            retry_after=retry_after, detail=detail, system=SYSTEM, context=context,
+            retry_after=retry_after,
+            detail=detail,
+            system=SYSTEM,
+            context=context,
         )
     if code in _RETRY_CODES:
-        return RetriableError(f"Salesforce could not process {what} right now ({code})",
-                              detail=detail, system=SYSTEM, context=context)
+        return RetriableError(
+            f"Salesforce could not process {what} right now ({code})",
+            detail=detail,
+            system=SYSTEM,
+            context=context,
+        )
     if code in _AUTH_CODES:
-        return AuthError(f"Salesforce refused q2c's access: {message}", detail=detail,
-                         system=SYSTEM, context=context)
+        return AuthError(
+            f"Salesforce refused q2c's access: {message}",
+            detail=detail,
+            system=SYSTEM,
+            context=context,
+        )
     if code in _NOT_FOUND_CODES:
         return NotFoundError(
             f"Salesforce has no such {sobject or 'record'} ({_clean(message)})",
-            detail=detail, system=SYSTEM, context=context,
+            detail=detail,
+            system=SYSTEM,
+            context=context,
         )
     if code in _DATA_CODES:
         named = f" (field {', '.join(fields)})" if fields else ""
         return ValidationError(
             f"Salesforce rejected {what}{named}: {_clean(message)}",
-            detail=detail, system=SYSTEM, field=fields[0] if fields else None, context=context,
+            detail=detail,
+            system=SYSTEM,
+            field=fields[0] if fields else None,
+            context=context,
         )
     return FatalError(
-        f"Salesforce refused {what} ({code}): {_clean(message)}", detail=detail, system=SYSTEM,
+        f"Salesforce refused {what} ({code}): {_clean(message)}",
+        detail=detail,
+        system=SYSTEM,
         context=context,
     )
 

@@ -110,7 +110,11 @@ class OAuthServer:
     # --- token endpoint -----------------------------------------------------------------------
 
     def token(
-        self, form: Mapping[str, str], *, authorization: str | None, origin: str,
+        self,
+        form: Mapping[str, str],
+        *,
+        authorization: str | None,
+        origin: str,
         instance_url: str,
     ) -> tuple[int, dict[str, Any]]:
         grant = form.get("grant_type", "")
@@ -158,8 +162,12 @@ class OAuthServer:
         audiences = [*STANDARD_AUDIENCES, *self.audiences, origin]
         try:
             verified = jwt.decode(
-                assertion, app.public_key_pem, algorithms=["RS256"], audience=audiences,
-                issuer=app.client_id, options={"require": ["exp", "iss", "sub", "aud"]},
+                assertion,
+                app.public_key_pem,
+                algorithms=["RS256"],
+                audience=audiences,
+                issuer=app.client_id,
+                options={"require": ["exp", "iss", "sub", "aud"]},
             )
         except jwt.InvalidAudienceError:
             return _fail("invalid_grant", "audience is invalid")

@@ -35,15 +35,20 @@ SYSTEM = "salesforce"
 Record = dict[str, Any]
 
 _BILLING_ALIASES = {
-    "t_and_m": BillingModel.TIME_AND_MATERIALS, "tm": BillingModel.TIME_AND_MATERIALS,
+    "t_and_m": BillingModel.TIME_AND_MATERIALS,
+    "tm": BillingModel.TIME_AND_MATERIALS,
     "time_and_material": BillingModel.TIME_AND_MATERIALS,
-    "fixed_price": BillingModel.FIXED_FEE, "fixed": BillingModel.FIXED_FEE,
-    "milestones": BillingModel.MILESTONE, "recurring_retainer": BillingModel.RETAINER,
+    "fixed_price": BillingModel.FIXED_FEE,
+    "fixed": BillingModel.FIXED_FEE,
+    "milestones": BillingModel.MILESTONE,
+    "recurring_retainer": BillingModel.RETAINER,
     "usage_based": BillingModel.USAGE,
 }
 _REVENUE_ALIASES = {
-    "ratable": RevenueMethod.STRAIGHT_LINE, "straightline": RevenueMethod.STRAIGHT_LINE,
-    "milestones": RevenueMethod.MILESTONE, "poc": RevenueMethod.PERCENT_COMPLETE,
+    "ratable": RevenueMethod.STRAIGHT_LINE,
+    "straightline": RevenueMethod.STRAIGHT_LINE,
+    "milestones": RevenueMethod.MILESTONE,
+    "poc": RevenueMethod.PERCENT_COMPLETE,
     "percentage_of_completion": RevenueMethod.PERCENT_COMPLETE,
     "percent_of_completion": RevenueMethod.PERCENT_COMPLETE,
     "invoiced": RevenueMethod.AS_INVOICED,
@@ -51,8 +56,13 @@ _REVENUE_ALIASES = {
 
 
 def _invalid(message: str, *, field: str, record_id: str, detail: str = "") -> ValidationError:
-    return ValidationError(message, field=field, system=SYSTEM, detail=detail or message,
-                           context={"record_id": record_id})
+    return ValidationError(
+        message,
+        field=field,
+        system=SYSTEM,
+        detail=detail or message,
+        context={"record_id": record_id},
+    )
 
 
 def _slug(value: str) -> str:
@@ -105,7 +115,8 @@ def build_proposal(opportunity: Record, quotes: list[Record], lines: list[Record
     if not opportunity.get("IsWon"):
         raise _invalid(
             f"{label} is not Closed Won (its stage is '{opportunity.get('StageName')}')",
-            field="StageName", record_id=opp_id,
+            field="StageName",
+            record_id=opp_id,
         )
     account = opportunity.get("Account")
     if not opportunity.get("AccountId") or not isinstance(account, dict):
@@ -113,22 +124,30 @@ def build_proposal(opportunity: Record, quotes: list[Record], lines: list[Record
     synced_id = opportunity.get("SyncedQuoteId")
     quote = next((q for q in quotes if q["Id"] == synced_id), None)
     if synced_id is None or quote is None:
-        raise _invalid(f"{label} has no approved quote synced", field="SyncedQuoteId",
-                       record_id=opp_id)
+        raise _invalid(
+            f"{label} has no approved quote synced", field="SyncedQuoteId", record_id=opp_id
+        )
     quote_id = quote["Id"]
     if quote.get("Status") != "Approved":
         raise _invalid(
             f"Quote {quote_id} synced to {label} is '{quote.get('Status')}', not Approved",
-            field="Status", record_id=quote_id,
+            field="Status",
+            record_id=quote_id,
         )
     currency = quote.get("CurrencyIsoCode") or opportunity.get("CurrencyIsoCode")
     if currency not in MINOR_UNITS:
-        raise _invalid(f"{label} has no valid currency ({currency!r})",
-                       field="CurrencyIsoCode", record_id=opp_id)
+        raise _invalid(
+            f"{label} has no valid currency ({currency!r})",
+            field="CurrencyIsoCode",
+            record_id=opp_id,
+        )
     quote_lines = [line for line in lines if line.get("QuoteId") == quote_id]
     if not quote_lines:
-        raise _invalid(f"Quote {quote_id} synced to {label} has no line items",
-                       field="QuoteLineItems", record_id=quote_id)
+        raise _invalid(
+            f"Quote {quote_id} synced to {label} has no line items",
+            field="QuoteLineItems",
+            record_id=quote_id,
+        )
     customer = _customer(opportunity["AccountId"], account, currency)
     proposal_lines = [_line(i, line, currency) for i, line in enumerate(quote_lines, start=1)]
     total = quote.get("TotalPrice")
@@ -142,16 +161,19 @@ def build_proposal(opportunity: Record, quotes: list[Record], lines: list[Record
             customer=customer,
             legal_entity=customer.legal_entity,
             currency=currency,
-            billing_model=_required_enum(opportunity, "Billing_Model__c", parse_billing_model,
-                                         label, BillingModel),
-            revenue_method=_required_enum(opportunity, "Revenue_Method__c",
-                                          parse_revenue_method, label, RevenueMethod),
+            billing_model=_required_enum(
+                opportunity, "Billing_Model__c", parse_billing_model, label, BillingModel
+            ),
+            revenue_method=_required_enum(
+                opportunity, "Revenue_Method__c", parse_revenue_method, label, RevenueMethod
+            ),
             start_date=_required_date(opportunity, "Start_Date__c", label),
             end_date=_required_date(opportunity, "End_Date__c", label),
             department=_required_text(opportunity, "Department__c", label, opp_id),
             lines=proposal_lines,
-            total=Money.of(total, currency) if total is not None else Money.total(
-                (line.amount for line in proposal_lines), currency),
+            total=Money.of(total, currency)
+            if total is not None
+            else Money.total((line.amount for line in proposal_lines), currency),
             approved_at=parse_datetime(quote["LastModifiedDate"]),
         )
     except pydantic.ValidationError as exc:
@@ -165,19 +187,25 @@ def _customer(account_id: str, account: Record, currency: str) -> Customer:
     if country is None:
         raise _invalid(
             f"{label} has no recognisable billing country ({raw_country!r}); use an ISO "
-            "country name or code", field="BillingCountry", record_id=account_id,
+            "country name or code",
+            field="BillingCountry",
+            record_id=account_id,
         )
     legal_entity = account.get("Legal_Entity__c")
     if not legal_entity:
-        raise _invalid(f"{label} has no legal entity", field="Legal_Entity__c",
-                       record_id=account_id)
+        raise _invalid(
+            f"{label} has no legal entity", field="Legal_Entity__c", record_id=account_id
+        )
     street, city = account.get("BillingStreet"), account.get("BillingCity")
     address = None
     if street and city:
         street_lines = [s.strip() for s in str(street).splitlines() if s.strip()]
         address = Address(
-            line1=street_lines[0], line2=", ".join(street_lines[1:]) or None, city=city,
-            region=account.get("BillingState"), postal_code=account.get("BillingPostalCode"),
+            line1=street_lines[0],
+            line2=", ".join(street_lines[1:]) or None,
+            city=city,
+            region=account.get("BillingState"),
+            postal_code=account.get("BillingPostalCode"),
             country=country,
         )
     try:
@@ -203,8 +231,11 @@ def _line(number: int, line: Record, currency: str) -> ProposalLine:
     code = product.get("ProductCode") if isinstance(product, dict) else None
     line_id = line.get("Id", "?")
     if not code:
-        raise _invalid(f"Quote line {line_id} has no product code", field="Product2.ProductCode",
-                       record_id=line_id)
+        raise _invalid(
+            f"Quote line {line_id} has no product code",
+            field="Product2.ProductCode",
+            record_id=line_id,
+        )
     for name in ("Quantity", "UnitPrice", "TotalPrice"):
         if line.get(name) is None:
             raise _invalid(f"Quote line {line_id} has no {name}", field=name, record_id=line_id)
@@ -225,16 +256,22 @@ def _version(quote: Record) -> int:
         return 1
     value = Decimal(raw) if isinstance(raw, int | str) else raw
     if not isinstance(value, Decimal) or value != value.to_integral_value() or value < 1:
-        raise _invalid(f"Quote {quote['Id']} has an invalid Q2C version {raw!r}",
-                       field="Q2C_Version__c", record_id=quote["Id"])
+        raise _invalid(
+            f"Quote {quote['Id']} has an invalid Q2C version {raw!r}",
+            field="Q2C_Version__c",
+            record_id=quote["Id"],
+        )
     return int(value)
 
 
 def _required_text(record: Record, field: str, label: str, record_id: str) -> str:
     value = record.get(field)
     if not value:
-        raise _invalid(f"{label} has no {field.removesuffix('__c').replace('_', ' ')}",
-                       field=field, record_id=record_id)
+        raise _invalid(
+            f"{label} has no {field.removesuffix('__c').replace('_', ' ')}",
+            field=field,
+            record_id=record_id,
+        )
     return str(value)
 
 
@@ -243,8 +280,9 @@ def _required_date(record: Record, field: str, label: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise _invalid(f"{label} has an invalid {field}: {value!r}", field=field,
-                       record_id=record["Id"]) from None
+        raise _invalid(
+            f"{label} has an invalid {field}: {value!r}", field=field, record_id=record["Id"]
+        ) from None
 
 
 def _required_enum(record: Record, field: str, parse: Any, label: str, enum: Any) -> Any:
@@ -252,9 +290,12 @@ def _required_enum(record: Record, field: str, parse: Any, label: str, enum: Any
     parsed = parse(value)
     if parsed is None:
         allowed = ", ".join(e.value for e in enum)
-        raise _invalid(f"{label} has {field.removesuffix('__c').replace('_', ' ')} '{value}', "
-                       f"which q2c does not know (expected one of: {allowed})",
-                       field=field, record_id=record["Id"])
+        raise _invalid(
+            f"{label} has {field.removesuffix('__c').replace('_', ' ')} '{value}', "
+            f"which q2c does not know (expected one of: {allowed})",
+            field=field,
+            record_id=record["Id"],
+        )
     return parsed
 
 
@@ -263,6 +304,8 @@ def _from_pydantic(exc: pydantic.ValidationError, label: str, record_id: str) ->
     where = ".".join(str(p) for p in first.get("loc", ()))
     return ValidationError(
         f"{label} cannot become a q2c proposal: {where}: {first.get('msg')}",
-        detail=str(exc), field=where or None, system=SYSTEM, context={"record_id": record_id},
+        detail=str(exc),
+        field=where or None,
+        system=SYSTEM,
+        context={"record_id": record_id},
     )
-

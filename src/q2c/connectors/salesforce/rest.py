@@ -86,8 +86,15 @@ class RestApi:
                 self.api_requests_used += 1
             usage = f"api-usage={self.api_requests_used}/{self.daily_api_requests}"
         if over:
-            response = ApiResponse(403, [{"message": "TotalRequests Limit exceeded.",
-                                          "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+            response = ApiResponse(
+                403,
+                [
+                    {
+                        "message": "TotalRequests Limit exceeded.",
+                        "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                    }
+                ],
+            )
         else:
             response = self.dispatch(request)
         response.headers["Sforce-Limit-Info"] = usage
@@ -103,8 +110,12 @@ class RestApi:
     def limits(self) -> dict[str, Any]:
         with self._lock:
             used = self.api_requests_used
-        return {"DailyApiRequests": {"Max": self.daily_api_requests,
-                                     "Remaining": max(0, self.daily_api_requests - used)}}
+        return {
+            "DailyApiRequests": {
+                "Max": self.daily_api_requests,
+                "Remaining": max(0, self.daily_api_requests - used),
+            }
+        }
 
     def _route(self, request: ApiRequest) -> ApiResponse:
         parts = split_path(request.raw_path)
@@ -132,10 +143,15 @@ class RestApi:
     def _allow(method: str, *allowed: str) -> ApiResponse | None:
         if method in allowed:
             return None
-        return ApiResponse(405, [{
-            "errorCode": "METHOD_NOT_ALLOWED",
-            "message": f"HTTP Method '{method}' not allowed. Allowed are {','.join(allowed)}",
-        }])
+        return ApiResponse(
+            405,
+            [
+                {
+                    "errorCode": "METHOD_NOT_ALLOWED",
+                    "message": f"HTTP Method '{method}' not allowed. Allowed are {','.join(allowed)}",
+                }
+            ],
+        )
 
     def _resources(self, version: str) -> dict[str, str]:
         base = f"/services/data/{version}"
@@ -147,10 +163,14 @@ class RestApi:
     def _sobjects(self, request: ApiRequest, version: str, rest: list[str]) -> ApiResponse:
         method = request.method
         if not rest:
-            return self._allow(method, "GET") or ApiResponse(200, {
-                "encoding": "UTF-8", "maxBatchSize": 200,
-                "sobjects": [o.summary(version) for o in SCHEMA.values()],
-            })
+            return self._allow(method, "GET") or ApiResponse(
+                200,
+                {
+                    "encoding": "UTF-8",
+                    "maxBatchSize": 200,
+                    "sobjects": [o.summary(version) for o in SCHEMA.values()],
+                },
+            )
         if len(rest) == 2 and rest[1] == "eventSchema" and rest[0].endswith("ChangeEvent"):
             return self._allow(method, "GET") or ApiResponse(200, _event_schema(rest[0]))
         odef = sobject_def(rest[0])
@@ -159,12 +179,17 @@ class RestApi:
         if len(rest) == 1:
             if method == "POST":
                 return self._create(request, odef, version)
-            return self._allow(method, "GET", "POST") or ApiResponse(200, {
-                "objectDescribe": odef.summary(version), "recentItems": [],
-            })
+            return self._allow(method, "GET", "POST") or ApiResponse(
+                200,
+                {
+                    "objectDescribe": odef.summary(version),
+                    "recentItems": [],
+                },
+            )
         if len(rest) == 2 and rest[1] in _RECORD_ACTIONS:
-            return self._allow(method, "GET") or self._object_action(request, odef, version,
-                                                                    rest[1])
+            return self._allow(method, "GET") or self._object_action(
+                request, odef, version, rest[1]
+            )
         if len(rest) == 2:
             return self._row(request, odef, version, rest[1])
         if len(rest) == 3:
@@ -180,14 +205,20 @@ class RestApi:
             raise not_found()
         start, end = _replication_window(request)
         if action == "deleted":
-            return ApiResponse(200, {
-                "deletedRecords": self.state.deleted_since(odef.name, start, end),
-                "earliestDateAvailable": format_datetime(start),
-                "latestDateCovered": format_datetime(end),
-            })
+            return ApiResponse(
+                200,
+                {
+                    "deletedRecords": self.state.deleted_since(odef.name, start, end),
+                    "earliestDateAvailable": format_datetime(start),
+                    "latestDateCovered": format_datetime(end),
+                },
+            )
         with self.state.lock:
-            ids = [rid for rid, r in self.state.table(odef.name).items()
-                   if start <= r["SystemModstamp"] < end]
+            ids = [
+                rid
+                for rid, r in self.state.table(odef.name).items()
+                if start <= r["SystemModstamp"] < end
+            ]
             covered = min(end, self.state.now().replace(second=0, microsecond=0))
         return ApiResponse(200, {"ids": ids, "latestDateCovered": format_datetime(covered)})
 
@@ -195,26 +226,26 @@ class RestApi:
         body = _object_body(request.body)
         record_id, _ = self.state.save(odef.name, None, body, user_id=request.user_id)
         return ApiResponse(
-            201, {"id": record_id, "success": True, "errors": []},
+            201,
+            {"id": record_id, "success": True, "errors": []},
             {"Location": f"/services/data/{version}/sobjects/{odef.name}/{record_id}"},
         )
 
-    def _row(
-        self, request: ApiRequest, odef: SObjectDef, version: str, raw_id: str
-    ) -> ApiResponse:
+    def _row(self, request: ApiRequest, odef: SObjectDef, version: str, raw_id: str) -> ApiResponse:
         record_id = normalize_id(raw_id)
         if record_id is None:
             raise ApiError.one(
-                404, "NOT_FOUND",
+                404,
+                "NOT_FOUND",
                 f"Provided external ID field does not exist or is not accessible: {raw_id}",
             )
         method = request.method
         if method == "GET":
-            return ApiResponse(200, self.record_json(odef, record_id, version,
-                                                     request.query.get("fields")))
+            return ApiResponse(
+                200, self.record_json(odef, record_id, version, request.query.get("fields"))
+            )
         if method == "PATCH":
-            self.state.save(odef.name, raw_id, _object_body(request.body),
-                            user_id=request.user_id)
+            self.state.save(odef.name, raw_id, _object_body(request.body), user_id=request.user_id)
             return ApiResponse(204)
         if method == "DELETE":
             self.state.delete(odef.name, raw_id)
@@ -234,13 +265,17 @@ class RestApi:
                     fdef = odef.field(raw.strip())
                     if fdef is None:
                         raise ApiError.one(
-                            400, "INVALID_FIELD",
+                            400,
+                            "INVALID_FIELD",
                             f"No such column '{raw.strip()}' on sobject of type {odef.name}",
                         )
                     names.append(fdef.name)
-            out: dict[str, Any] = {"attributes": {
-                "type": odef.name, "url": f"/services/data/{version}/sobjects/{odef.name}/{key}",
-            }}
+            out: dict[str, Any] = {
+                "attributes": {
+                    "type": odef.name,
+                    "url": f"/services/data/{version}/sobjects/{odef.name}/{key}",
+                }
+            }
             out.update({n: to_wire(odef.fields[n], record.get(n)) for n in names})
             return out
 
@@ -250,7 +285,8 @@ class RestApi:
         fdef = odef.field(field)
         if fdef is None or not (fdef.external_id or fdef.type == "id"):
             raise ApiError.one(
-                404, "NOT_FOUND",
+                404,
+                "NOT_FOUND",
                 f"Provided external ID field does not exist or is not accessible: {field}",
             )
         method = request.method
@@ -261,14 +297,17 @@ class RestApi:
         with self.state.atomic():
             matches = self.state.find(odef.name, fdef.name, value)
             if len(matches) > 1:
-                return ApiResponse(300, [
-                    f"/services/data/{version}/sobjects/{odef.name}/{m['Id']}" for m in matches
-                ])
+                return ApiResponse(
+                    300,
+                    [f"/services/data/{version}/sobjects/{odef.name}/{m['Id']}" for m in matches],
+                )
             if method == "GET":
                 if not matches:
                     raise not_found()
-                return ApiResponse(200, self.record_json(odef, matches[0]["Id"], version,
-                                                         request.query.get("fields")))
+                return ApiResponse(
+                    200,
+                    self.record_json(odef, matches[0]["Id"], version, request.query.get("fields")),
+                )
             if method == "DELETE":
                 if not matches:
                     raise not_found()
@@ -279,28 +318,36 @@ class RestApi:
             return self._upsert(request, odef, version, fdef.name, value, matches)
 
     def _upsert(
-        self, request: ApiRequest, odef: SObjectDef, version: str, field: str, value: str,
+        self,
+        request: ApiRequest,
+        odef: SObjectDef,
+        version: str,
+        field: str,
+        value: str,
         matches: list[dict[str, Any]],
     ) -> ApiResponse:
         body = _object_body(request.body)
         for key, given in body.items():
             if key.casefold() == field.casefold() and str(given) != value:
                 raise ApiError.one(
-                    400, "INVALID_FIELD",
+                    400,
+                    "INVALID_FIELD",
                     f"The external ID field {field} in the body ({given}) does not match the "
-                    f"value in the URL ({value})", [field],
+                    f"value in the URL ({value})",
+                    [field],
                 )
         if not matches and request.query.get("updateOnly", "").lower() == "true":
             raise not_found()
         record_id = matches[0]["Id"] if matches else None
         fields = body if record_id else {**body, field: value}
-        saved_id, created = self.state.save(odef.name, record_id, fields,
-                                            user_id=request.user_id)
+        saved_id, created = self.state.save(odef.name, record_id, fields, user_id=request.user_id)
         result = {"id": saved_id, "success": True, "errors": [], "created": created}
         if created:
-            return ApiResponse(201, result, {
-                "Location": f"/services/data/{version}/sobjects/{odef.name}/{saved_id}"
-            })
+            return ApiResponse(
+                201,
+                result,
+                {"Location": f"/services/data/{version}/sobjects/{odef.name}/{saved_id}"},
+            )
         if float(version[1:]) < 46.0:
             return ApiResponse(204)
         return ApiResponse(200, result)
@@ -318,18 +365,23 @@ class RestApi:
         result = run_query(self.state, parsed, version=version)
         batch = self._batch_size(request.headers.get("sforce-query-options", ""))
         if len(result.records) <= batch:
-            return ApiResponse(200, {"totalSize": result.total_size, "done": True,
-                                     "records": result.records})
+            return ApiResponse(
+                200, {"totalSize": result.total_size, "done": True, "records": result.records}
+            )
         locator = self._cursor_ids.new(KEY_PREFIXES["QueryLocator"])
         with self._lock:
             self._cursors[locator] = _Cursor(result.records, batch, time.monotonic())
             while len(self._cursors) > 1000:  # Salesforce caps open cursors per user too
                 self._cursors.popitem(last=False)
-        return ApiResponse(200, {
-            "totalSize": result.total_size, "done": False,
-            "nextRecordsUrl": f"/services/data/{version}/query/{locator}-{batch}",
-            "records": result.records[:batch],
-        })
+        return ApiResponse(
+            200,
+            {
+                "totalSize": result.total_size,
+                "done": False,
+                "nextRecordsUrl": f"/services/data/{version}/query/{locator}-{batch}",
+                "records": result.records[:batch],
+            },
+        )
 
     def _query_more(self, token: str, version: str) -> ApiResponse:
         locator, _, offset_text = token.rpartition("-")
@@ -364,7 +416,8 @@ class RestApi:
 def _object_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError.one(
-            400, "JSON_PARSER_ERROR",
+            400,
+            "JSON_PARSER_ERROR",
             "Cannot deserialize instance of SObject from a non-object JSON value",
         )
     return body
@@ -380,18 +433,29 @@ def _replication_window(request: ApiRequest) -> tuple[datetime, datetime]:
             # an unencoded '+' in the offset arrives as a space
             parsed = parse_datetime(raw.replace(" ", "+"))
         except ValueError:
-            raise ApiError.one(400, "INVALID_REPLICATION_DATE",
-                               f"{name} is not a valid dateTime: {raw}") from None
+            raise ApiError.one(
+                400, "INVALID_REPLICATION_DATE", f"{name} is not a valid dateTime: {raw}"
+            ) from None
         values.append(parsed.replace(second=0, microsecond=0))  # seconds are ignored
     start, end = values
     if end - start < timedelta(minutes=1):
-        raise ApiError.one(400, "INVALID_REPLICATION_DATE",
-                           "startDate must chronologically precede endDate by more than one minute")
+        raise ApiError.one(
+            400,
+            "INVALID_REPLICATION_DATE",
+            "startDate must chronologically precede endDate by more than one minute",
+        )
     return start, end
 
 
-_AVRO_TYPES = {"boolean": "boolean", "int": "int", "double": "double", "currency": "double",
-               "percent": "double", "date": "int", "datetime": "long"}
+_AVRO_TYPES = {
+    "boolean": "boolean",
+    "int": "int",
+    "double": "double",
+    "currency": "double",
+    "percent": "double",
+    "date": "int",
+    "datetime": "long",
+}
 
 
 def _event_schema(event_name: str) -> dict[str, Any]:
@@ -402,13 +466,19 @@ def _event_schema(event_name: str) -> dict[str, Any]:
     odef = sobject_def(event_name.removesuffix("ChangeEvent"))
     if odef is None:
         raise not_found()
-    fields: list[dict[str, Any]] = [{"name": "ChangeEventHeader",
-                                     "type": "com.sforce.eventbus.ChangeEventHeader"}]
+    fields: list[dict[str, Any]] = [
+        {"name": "ChangeEventHeader", "type": "com.sforce.eventbus.ChangeEventHeader"}
+    ]
     for name, fdef in odef.fields.items():
         if name in ("Id", "IsDeleted", "SystemModstamp"):
             continue
-        fields.append({"name": name, "type": ["null", _AVRO_TYPES.get(fdef.type, "string")],
-                       "default": None})
-    return {"name": f"{odef.name}ChangeEvent", "namespace": "com.sforce.eventbus",
-            "type": "record", "fields": fields,
-            "uuid": hashlib.sha256(",".join(f["name"] for f in fields).encode()).hexdigest()[:22]}
+        fields.append(
+            {"name": name, "type": ["null", _AVRO_TYPES.get(fdef.type, "string")], "default": None}
+        )
+    return {
+        "name": f"{odef.name}ChangeEvent",
+        "namespace": "com.sforce.eventbus",
+        "type": "record",
+        "fields": fields,
+        "uuid": hashlib.sha256(",".join(f["name"] for f in fields).encode()).hexdigest()[:22],
+    }

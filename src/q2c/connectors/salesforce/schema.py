@@ -21,8 +21,14 @@ STRING_TYPES = {"string", "textarea", "picklist", "phone", "email", "url"}
 NUMBER_TYPES = {"currency", "double", "percent", "int"}
 
 _SOAP_TYPES = {
-    "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "currency": "xsd:double",
-    "double": "xsd:double", "percent": "xsd:double", "int": "xsd:int", "date": "xsd:date",
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "currency": "xsd:double",
+    "double": "xsd:double",
+    "percent": "xsd:double",
+    "int": "xsd:int",
+    "date": "xsd:date",
     "datetime": "xsd:dateTime",
 }
 
@@ -140,8 +146,12 @@ class SObjectDef:
             **self.summary(version),
             "fields": [f.describe() for f in self.fields.values()],
             "childRelationships": [
-                {"childSObject": r.child, "field": r.field, "relationshipName": r.name,
-                 "cascadeDelete": r.cascade_delete}
+                {
+                    "childSObject": r.child,
+                    "field": r.field,
+                    "relationshipName": r.name,
+                    "cascadeDelete": r.cascade_delete,
+                }
                 for r in self.children.values()
             ],
             "recordTypeInfos": [],
@@ -175,8 +185,9 @@ def _num(name: str, label: str, kind: str, precision: int, scale: int, **kw: Any
 
 
 def _ref(name: str, label: str, to: str, rel: str, **kw: Any) -> FieldDef:
-    return FieldDef(name, label, "reference", length=18, reference_to=(to,), relationship_name=rel,
-                    **kw)
+    return FieldDef(
+        name, label, "reference", length=18, reference_to=(to,), relationship_name=rel, **kw
+    )
 
 
 def _pick(name: str, label: str, values: tuple[str, ...], **kw: Any) -> FieldDef:
@@ -188,17 +199,32 @@ def _derived(fdef: FieldDef) -> FieldDef:
 
 
 _CURRENCIES = tuple(sorted(MINOR_UNITS))
-_CURRENCY = _pick("CurrencyIsoCode", "Currency ISO Code", _CURRENCIES, restricted=True,
-                  default="USD")
+_CURRENCY = _pick(
+    "CurrencyIsoCode", "Currency ISO Code", _CURRENCIES, restricted=True, default="USD"
+)
 
 STAGES = (
-    "Prospecting", "Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers",
-    "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won",
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Value Proposition",
+    "Id. Decision Makers",
+    "Perception Analysis",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
     "Closed Lost",
 )
 STAGE_PROBABILITY = dict(zip(STAGES, (10, 10, 20, 50, 60, 70, 75, 90, 100, 0), strict=True))
 QUOTE_STATUSES = (
-    "Draft", "Needs Review", "In Review", "Approved", "Rejected", "Presented", "Accepted", "Denied",
+    "Draft",
+    "Needs Review",
+    "In Review",
+    "Approved",
+    "Rejected",
+    "Presented",
+    "Accepted",
+    "Denied",
 )
 
 
@@ -222,22 +248,24 @@ def _object(name: str, label: str, plural: str, *fields: FieldDef) -> SObjectDef
     return SObjectDef(name, label, plural, {**_system(name), **{f.name: f for f in fields}})
 
 
-_ERP_IDS = (
-    _text("ERP_Customer_Id__c", "ERP Customer Id", 40, external_id=True),
-)
+_ERP_IDS = (_text("ERP_Customer_Id__c", "ERP Customer Id", 40, external_id=True),)
 
 SCHEMA: dict[str, SObjectDef] = {
     o.name: o
     for o in (
         _object(
-            "User", "User", "Users",
+            "User",
+            "User",
+            "Users",
             _text("Username", "Username", 80, required=True, unique=True),
             _text("Name", "Full Name", 121),
             _text("Email", "Email", 128, "email"),
             FieldDef("IsActive", "Active", "boolean", default=True),
         ),
         _object(
-            "Account", "Account", "Accounts",
+            "Account",
+            "Account",
+            "Accounts",
             _text("Name", "Account Name", 255, required=True),
             _text("Tax_Id__c", "Tax Id", 40),
             _text("BillingStreet", "Billing Street", 255, "textarea"),
@@ -245,18 +273,35 @@ SCHEMA: dict[str, SObjectDef] = {
             _text("BillingState", "Billing State/Province", 80),
             _text("BillingPostalCode", "Billing Zip/Postal Code", 20),
             _text("BillingCountry", "Billing Country", 80),
-            _pick("BillingCountryCode", "Billing Country Code", tuple(sorted(COUNTRY_NAMES)),
-                  restricted=True),
+            _pick(
+                "BillingCountryCode",
+                "Billing Country Code",
+                tuple(sorted(COUNTRY_NAMES)),
+                restricted=True,
+            ),
             _CURRENCY,
-            _pick("Industry", "Industry", ("Consulting", "Technology", "Finance", "Healthcare",
-                                           "Manufacturing", "Retail", "Other")),
+            _pick(
+                "Industry",
+                "Industry",
+                (
+                    "Consulting",
+                    "Technology",
+                    "Finance",
+                    "Healthcare",
+                    "Manufacturing",
+                    "Retail",
+                    "Other",
+                ),
+            ),
             _text("Phone", "Account Phone", 40, "phone"),
             _text("Legal_Entity__c", "Legal Entity", 40),
             *_ERP_IDS,
             _text("Q2C_External_Id__c", "Q2C External Id", 80, external_id=True, unique=True),
         ),
         _object(
-            "Opportunity", "Opportunity", "Opportunities",
+            "Opportunity",
+            "Opportunity",
+            "Opportunities",
             _text("Name", "Name", 120, required=True),
             _ref("AccountId", "Account ID", "Account", "Account", cascade_delete=True),
             _pick("StageName", "Stage", STAGES, required=True, restricted=True),
@@ -268,10 +313,16 @@ SCHEMA: dict[str, SObjectDef] = {
             _derived(FieldDef("IsClosed", "Closed", "boolean", default=False)),
             _ref("SyncedQuoteId", "Quote ID", "Quote", "SyncedQuote"),
             _text("Department__c", "Department", 80),
-            _pick("Billing_Model__c", "Billing Model", ("Time and Materials", "Fixed Fee",
-                                                        "Milestone", "Retainer", "Usage")),
-            _pick("Revenue_Method__c", "Revenue Method", ("Straight Line", "Milestone",
-                                                          "Percent Complete", "As Invoiced")),
+            _pick(
+                "Billing_Model__c",
+                "Billing Model",
+                ("Time and Materials", "Fixed Fee", "Milestone", "Retainer", "Usage"),
+            ),
+            _pick(
+                "Revenue_Method__c",
+                "Revenue Method",
+                ("Straight Line", "Milestone", "Percent Complete", "As Invoiced"),
+            ),
             FieldDef("Start_Date__c", "Start Date", "date"),
             FieldDef("End_Date__c", "End Date", "date"),
             *_ERP_IDS,
@@ -281,10 +332,19 @@ SCHEMA: dict[str, SObjectDef] = {
             _text("Q2C_External_Id__c", "Q2C External Id", 80, external_id=True, unique=True),
         ),
         _object(
-            "Quote", "Quote", "Quotes",
+            "Quote",
+            "Quote",
+            "Quotes",
             _text("Name", "Quote Name", 255, required=True),
-            _ref("OpportunityId", "Opportunity ID", "Opportunity", "Opportunity", required=True,
-                 updateable=False, cascade_delete=True),
+            _ref(
+                "OpportunityId",
+                "Opportunity ID",
+                "Opportunity",
+                "Opportunity",
+                required=True,
+                updateable=False,
+                cascade_delete=True,
+            ),
             _derived(_ref("AccountId", "Account ID", "Account", "Account")),
             _pick("Status", "Status", QUOTE_STATUSES, restricted=True, default="Draft"),
             _derived(FieldDef("IsSyncing", "Syncing", "boolean", default=False)),
@@ -296,9 +356,18 @@ SCHEMA: dict[str, SObjectDef] = {
             _derived(_num("LineItemCount", "Line Items", "int", 8, 0)),
         ),
         _object(
-            "QuoteLineItem", "Quote Line Item", "Quote Line Items",
-            _ref("QuoteId", "Quote ID", "Quote", "Quote", required=True, updateable=False,
-                 cascade_delete=True),
+            "QuoteLineItem",
+            "Quote Line Item",
+            "Quote Line Items",
+            _ref(
+                "QuoteId",
+                "Quote ID",
+                "Quote",
+                "Quote",
+                required=True,
+                updateable=False,
+                cascade_delete=True,
+            ),
             _ref("Product2Id", "Product ID", "Product2", "Product2", required=True),
             _derived(_text("LineNumber", "Line Item Number", 255)),
             _num("Quantity", "Quantity", "double", 12, 2, required=True),
@@ -309,7 +378,9 @@ SCHEMA: dict[str, SObjectDef] = {
             replace(_CURRENCY, createable=False, updateable=False),
         ),
         _object(
-            "Product2", "Product", "Products",
+            "Product2",
+            "Product",
+            "Products",
             _text("Name", "Product Name", 255, required=True),
             _text("ProductCode", "Product Code", 255),
             _text("Description", "Product Description", 4000, "textarea"),
@@ -317,14 +388,25 @@ SCHEMA: dict[str, SObjectDef] = {
             _pick("Family", "Product Family", ("Services", "Licenses", "Expenses")),
         ),
         _object(
-            "Lead", "Lead", "Leads",
+            "Lead",
+            "Lead",
+            "Leads",
             _text("FirstName", "First Name", 40),
             _text("LastName", "Last Name", 80, required=True),
             _text("Company", "Company", 255, required=True),
             _text("Email", "Email", 80, "email"),
-            _pick("Status", "Lead Status", ("Open - Not Contacted", "Working - Contacted",
-                                            "Closed - Converted", "Closed - Not Converted"),
-                  restricted=True, default="Open - Not Contacted"),
+            _pick(
+                "Status",
+                "Lead Status",
+                (
+                    "Open - Not Contacted",
+                    "Working - Contacted",
+                    "Closed - Converted",
+                    "Closed - Not Converted",
+                ),
+                restricted=True,
+                default="Open - Not Contacted",
+            ),
         ),
     )
 }

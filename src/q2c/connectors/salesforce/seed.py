@@ -53,30 +53,59 @@ def seed_closed_won_deal(
     ``opportunity_id``, ``quote_id``, ``product_ids`` (code -> id), ``quote_line_ids``.
     """
     with state.atomic():
-        account_id = _account(state, account_name, tax_id, {
-            "Name": account_name, "Tax_Id__c": tax_id, "BillingCountry": country,
-            "BillingStreet": billing_street, "BillingCity": billing_city,
-            "BillingPostalCode": billing_postal_code, "BillingState": billing_state,
-            "CurrencyIsoCode": currency, "Legal_Entity__c": legal_entity, "Industry": industry,
-        })
-        product_ids = {code: _product(state, code, description)
-                       for code, description, *_ in lines}
-        opportunity_id = state.insert("Opportunity", {
-            "Name": opportunity_name or f"{account_name} - {department}",
-            "AccountId": account_id, "StageName": "Negotiation/Review",
-            "CloseDate": close_date or start, "CurrencyIsoCode": currency,
-            "Department__c": department, "Billing_Model__c": billing_model,
-            "Revenue_Method__c": revenue_method, "Start_Date__c": start, "End_Date__c": end,
-        })
-        quote_id = state.insert("Quote", {
-            "Name": opportunity_name or f"{account_name} - {department}",
-            "OpportunityId": opportunity_id, "Q2C_Version__c": version,
-        })
+        account_id = _account(
+            state,
+            account_name,
+            tax_id,
+            {
+                "Name": account_name,
+                "Tax_Id__c": tax_id,
+                "BillingCountry": country,
+                "BillingStreet": billing_street,
+                "BillingCity": billing_city,
+                "BillingPostalCode": billing_postal_code,
+                "BillingState": billing_state,
+                "CurrencyIsoCode": currency,
+                "Legal_Entity__c": legal_entity,
+                "Industry": industry,
+            },
+        )
+        product_ids = {code: _product(state, code, description) for code, description, *_ in lines}
+        opportunity_id = state.insert(
+            "Opportunity",
+            {
+                "Name": opportunity_name or f"{account_name} - {department}",
+                "AccountId": account_id,
+                "StageName": "Negotiation/Review",
+                "CloseDate": close_date or start,
+                "CurrencyIsoCode": currency,
+                "Department__c": department,
+                "Billing_Model__c": billing_model,
+                "Revenue_Method__c": revenue_method,
+                "Start_Date__c": start,
+                "End_Date__c": end,
+            },
+        )
+        quote_id = state.insert(
+            "Quote",
+            {
+                "Name": opportunity_name or f"{account_name} - {department}",
+                "OpportunityId": opportunity_id,
+                "Q2C_Version__c": version,
+            },
+        )
         line_ids = [
-            state.insert("QuoteLineItem", {
-                "QuoteId": quote_id, "Product2Id": product_ids[code], "Description": description,
-                "Role__c": role, "Quantity": quantity, "UnitPrice": unit_price,
-            })
+            state.insert(
+                "QuoteLineItem",
+                {
+                    "QuoteId": quote_id,
+                    "Product2Id": product_ids[code],
+                    "Description": description,
+                    "Role__c": role,
+                    "Quantity": quantity,
+                    "UnitPrice": unit_price,
+                },
+            )
             for code, description, role, quantity, unit_price in lines
         ]
         state.update("Quote", quote_id, {"Status": quote_status})
@@ -91,9 +120,7 @@ def seed_closed_won_deal(
     }
 
 
-def _account(
-    state: SalesforceState, name: str, tax_id: str | None, fields: dict[str, Any]
-) -> str:
+def _account(state: SalesforceState, name: str, tax_id: str | None, fields: dict[str, Any]) -> str:
     existing = state.find("Account", "Tax_Id__c", tax_id) if tax_id else []
     if not tax_id:
         existing = state.find("Account", "Name", name)
@@ -106,5 +133,6 @@ def _product(state: SalesforceState, code: str, description: str) -> str:
     existing = state.find("Product2", "ProductCode", code)
     if existing:
         return str(existing[0]["Id"])
-    return state.insert("Product2", {"Name": description or code, "ProductCode": code,
-                                     "Family": "Services"})
+    return state.insert(
+        "Product2", {"Name": description or code, "ProductCode": code, "Family": "Services"}
+    )

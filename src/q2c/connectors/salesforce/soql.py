@@ -36,8 +36,27 @@ __all__ = [
 ]
 
 KEYWORDS = {
-    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "LIKE", "IN", "NULL", "TRUE", "FALSE",
-    "ORDER", "BY", "ASC", "DESC", "NULLS", "FIRST", "LAST", "LIMIT", "OFFSET", "COUNT",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "AND",
+    "OR",
+    "NOT",
+    "LIKE",
+    "IN",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "ORDER",
+    "BY",
+    "ASC",
+    "DESC",
+    "NULLS",
+    "FIRST",
+    "LAST",
+    "LIMIT",
+    "OFFSET",
+    "COUNT",
 }
 RELATIVE_DATES = {"TODAY", "YESTERDAY", "TOMORROW"}
 RELATIVE_N_DATES = {"LAST_N_DAYS", "NEXT_N_DAYS"}
@@ -55,8 +74,18 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'",
-            "\\": "\\", "%": "\\%", "_": "\\_"}
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "b": "\b",
+    "f": "\f",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "%": "\\%",
+    "_": "\\_",
+}
 
 
 class SoqlSyntaxError(ValueError):

@@ -86,7 +86,8 @@ class _Executor:
         odef = sobject_def(query.sobject)
         if odef is None:
             raise ApiError.one(
-                400, "INVALID_TYPE",
+                400,
+                "INVALID_TYPE",
                 f"sObject type '{query.sobject}' is not supported. If you are attempting to use "
                 "a custom object, be sure to append the '__c' after the entity name. Please "
                 "reference your WSDL or the describe call for the appropriate names.",
@@ -116,8 +117,10 @@ class _Executor:
 
     def _resolve(self, odef: SObjectDef, path: FieldPath) -> _Resolved:
         parts = list(path.parts)
-        if len(parts) > 1 and parts[0].casefold() == odef.name.casefold() and not odef.relationship(
-            parts[0]
+        if (
+            len(parts) > 1
+            and parts[0].casefold() == odef.name.casefold()
+            and not odef.relationship(parts[0])
         ):
             parts = parts[1:]  # SELECT Account.Name FROM Account is legal SOQL
         hops: list[FieldDef] = []
@@ -126,7 +129,8 @@ class _Executor:
             lookup = current.relationship(part)
             if lookup is None:
                 raise ApiError.one(
-                    400, "INVALID_FIELD",
+                    400,
+                    "INVALID_FIELD",
                     f"Didn't understand relationship '{part}' in field path. If you are "
                     "attempting to use a custom relationship, be sure to append the '__r' after "
                     "the custom relationship name. Please reference your WSDL or the describe "
@@ -137,7 +141,8 @@ class _Executor:
         final = current.field(parts[-1])
         if final is None:
             raise ApiError.one(
-                400, "INVALID_FIELD",
+                400,
+                "INVALID_FIELD",
                 f"No such column '{parts[-1]}' on entity '{current.name}'. {_CUSTOM_FIELD_HINT}",
             )
         return _Resolved(tuple(hops), final)
@@ -159,7 +164,8 @@ class _Executor:
             rel = odef.child(item.query.sobject)
             if rel is None:
                 raise ApiError.one(
-                    400, "INVALID_TYPE",
+                    400,
+                    "INVALID_TYPE",
                     f"Didn't understand relationship '{item.query.sobject}' in FROM part of "
                     "query call. If you are attempting to use a custom relationship, be sure to "
                     "append the '__r' after the custom relationship name.",
@@ -179,8 +185,11 @@ class _Executor:
                 self._put_path(out, record, item.hops, item.field)
             elif isinstance(item, tuple):
                 rel, sub = item
-                children = [r for r in self.state.table(rel.child).values()
-                            if r.get(rel.field) == record["Id"]]
+                children = [
+                    r
+                    for r in self.state.table(rel.child).values()
+                    if r.get(rel.field) == record["Id"]
+                ]
                 count, records = self._select(SCHEMA[rel.child], sub, children)
                 out[rel.name] = (
                     {"totalSize": count, "done": True, "records": records} if count else None
@@ -188,8 +197,10 @@ class _Executor:
         return out
 
     def _attributes(self, sobject: str, record_id: str) -> dict[str, str]:
-        return {"type": sobject,
-                "url": f"/services/data/{self.version}/sobjects/{sobject}/{record_id}"}
+        return {
+            "type": sobject,
+            "url": f"/services/data/{self.version}/sobjects/{sobject}/{record_id}",
+        }
 
     def _put_path(
         self, out: dict[str, Any], record: Record, hops: tuple[FieldDef, ...], final: FieldDef
@@ -276,16 +287,19 @@ class _Executor:
         if not ok:
             expected = {"datetime": "dateTime"}.get(kind, kind)
             raise ApiError.one(
-                400, "INVALID_QUERY_FILTER_OPERATOR",
+                400,
+                "INVALID_QUERY_FILTER_OPERATOR",
                 f"value of filter criterion for field '{fdef.name}' must be of type {expected} "
-                f"and should not be enclosed in quotes" if lit.kind == "string" else
-                f"value of filter criterion for field '{fdef.name}' must be of type {expected}",
+                f"and should not be enclosed in quotes"
+                if lit.kind == "string"
+                else f"value of filter criterion for field '{fdef.name}' must be of type {expected}",
             )
         if kind in ("id", "reference"):
             normalized = normalize_id(lit.value)
             if normalized is None:
-                raise ApiError.one(400, "INVALID_QUERY_FILTER_OPERATOR",
-                                   f"invalid ID field: {lit.value}")
+                raise ApiError.one(
+                    400, "INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {lit.value}"
+                )
             return normalized
         if lit.kind == "relative":
             return self._relative_range(lit.value, as_datetime=kind == "datetime")
@@ -317,8 +331,12 @@ def _day(value: Any) -> date:
 
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-    ">": operator.gt, ">=": operator.ge,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 

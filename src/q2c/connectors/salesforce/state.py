@@ -28,8 +28,13 @@ from q2c.connectors.salesforce.wire import ApiError
 __all__ = ["Record", "SalesforceState", "ValidationRule"]
 
 Record = dict[str, Any]
-SYSTEM_FIELDS = ("CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
-                 "SystemModstamp")
+SYSTEM_FIELDS = (
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,13 @@ def _end_before_start(record: Record) -> bool:
 
 
 DEFAULT_RULES = (
-    ValidationRule("Opportunity", "End_After_Start", _end_before_start,
-                   "End Date must be on or after Start Date.", "End_Date__c"),
+    ValidationRule(
+        "Opportunity",
+        "End_After_Start",
+        _end_before_start,
+        "End Date must be on or after Start Date.",
+        "End_Date__c",
+    ),
 )
 
 
@@ -81,10 +91,14 @@ class SalesforceState:
         self._undo: list[Callable[[], None]] | None = None
         self.change_events: list[dict[str, Any]] = []
         self._commit_number = 0
-        self.user_id = self._insert_system("User", {
-            "Username": self._default_username, "Name": "Q2C Integration",
-            "Email": "integration@q2c.example",
-        })
+        self.user_id = self._insert_system(
+            "User",
+            {
+                "Username": self._default_username,
+                "Name": "Q2C Integration",
+                "Email": "integration@q2c.example",
+            },
+        )
 
     def reset(self) -> None:
         """Forget every record (the integration user is recreated)."""
@@ -131,8 +145,11 @@ class SalesforceState:
             raise ApiError.one(400, "INVALID_FIELD", f"No such column '{field}' on {odef.name}")
         wanted = coerce(fdef, value)
         with self._lock:
-            return [dict(r) for r in self.table(odef.name).values()
-                    if _same(fdef, r.get(fdef.name), wanted)]
+            return [
+                dict(r)
+                for r in self.table(odef.name).values()
+                if _same(fdef, r.get(fdef.name), wanted)
+            ]
 
     def delete(self, sobject: str, record_id: str) -> None:
         odef = self.definition(sobject)
@@ -198,7 +215,9 @@ class SalesforceState:
         key = normalize_id(record_id)
         if key is None or not key.startswith(odef.key_prefix):
             raise ApiError.one(
-                400, "MALFORMED_ID", f"{odef.label} ID: id value of incorrect type: {record_id}",
+                400,
+                "MALFORMED_ID",
+                f"{odef.label} ID: id value of incorrect type: {record_id}",
                 ["Id"],
             )
         if key in self._deleted:
@@ -317,8 +336,10 @@ class SalesforceState:
             fdef = odef.field(raw_name)
             if fdef is None:
                 raise ApiError.one(
-                    400, "INVALID_FIELD",
-                    f"No such column '{raw_name}' on sobject of type {odef.name}", [raw_name],
+                    400,
+                    "INVALID_FIELD",
+                    f"No such column '{raw_name}' on sobject of type {odef.name}",
+                    [raw_name],
                 )
             if fdef.type == "id":
                 continue  # an Id in the body is ignored; the URL (or absence) decides
@@ -329,7 +350,8 @@ class SalesforceState:
             changes[fdef.name] = coerce(fdef, value)
         if refused:
             raise ApiError.one(
-                400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                400,
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
                 f"Unable to create/update fields: {', '.join(refused)}. Please check the "
                 "security settings of this field and verify that it is read/write for your "
                 "profile or permission set.",
@@ -341,13 +363,16 @@ class SalesforceState:
         self, odef: SObjectDef, new: Record, old: Record | None, changes: Record
     ) -> None:
         missing = [
-            f.name for f in odef.fields.values()
+            f.name
+            for f in odef.fields.values()
             if f.required and new.get(f.name) is None and (old is None or f.name in changes)
         ]
         if missing:
             raise ApiError.one(
-                400, "REQUIRED_FIELD_MISSING",
-                f"Required fields are missing: [{', '.join(missing)}]", missing,
+                400,
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                missing,
             )
 
     def _check_references(self, odef: SObjectDef, changes: Record) -> None:
@@ -358,12 +383,15 @@ class SalesforceState:
             target = SCHEMA[fdef.reference_to[0]]
             if not value.startswith(target.key_prefix):
                 raise ApiError.one(
-                    400, "FIELD_INTEGRITY_EXCEPTION",
-                    f"{fdef.label}: id value of incorrect type: {value}", [name],
+                    400,
+                    "FIELD_INTEGRITY_EXCEPTION",
+                    f"{fdef.label}: id value of incorrect type: {value}",
+                    [name],
                 )
             if value not in self._tables[target.name]:
-                code = ("ENTITY_IS_DELETED" if value in self._deleted
-                        else "INVALID_CROSS_REFERENCE_KEY")
+                code = (
+                    "ENTITY_IS_DELETED" if value in self._deleted else "INVALID_CROSS_REFERENCE_KEY"
+                )
                 raise ApiError.one(400, code, f"{fdef.label}: invalid cross reference id", [name])
 
     def _check_unique(self, odef: SObjectDef, new: Record, key: str) -> None:
@@ -374,16 +402,20 @@ class SalesforceState:
             for other_id, other in self._tables[odef.name].items():
                 if other_id != key and _same(fdef, other.get(fdef.name), value):
                     raise ApiError.one(
-                        400, "DUPLICATE_VALUE",
+                        400,
+                        "DUPLICATE_VALUE",
                         f"duplicate value found: {fdef.name} duplicates value on record with "
-                        f"id: {other_id}", [fdef.name],
+                        f"id: {other_id}",
+                        [fdef.name],
                     )
 
     def _check_rules(self, odef: SObjectDef, new: Record) -> None:
         for rule in self.rules:
             if rule.sobject == odef.name and rule.error_when(new):
                 raise ApiError.one(
-                    400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message,
+                    400,
+                    "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                    rule.message,
                     [rule.field] if rule.field else [],
                 )
 
@@ -417,12 +449,18 @@ class SalesforceState:
             change_type, body, changed = "DELETE", {}, []
         elif old is None:
             change_type, changed = "CREATE", []
-            body = {n: _cdc(f, v) for n, f in odef.fields.items()
-                    if (v := new.get(n)) is not None and n not in ("Id", "SystemModstamp")}
+            body = {
+                n: _cdc(f, v)
+                for n, f in odef.fields.items()
+                if (v := new.get(n)) is not None and n not in ("Id", "SystemModstamp")
+            }
         else:
             change_type = "UPDATE"
-            changed = [n for n in odef.fields if n not in ("SystemModstamp", "LastModifiedById")
-                       and new.get(n) != old.get(n)]
+            changed = [
+                n
+                for n in odef.fields
+                if n not in ("SystemModstamp", "LastModifiedById") and new.get(n) != old.get(n)
+            ]
             body = {n: _cdc(odef.fields[n], new.get(n)) for n in changed}
         self._commit_number += 1
         header = {
@@ -439,11 +477,13 @@ class SalesforceState:
             "diffFields": [],
             "changedFields": changed,
         }
-        self.change_events.append({
-            "schema": f"{odef.name}ChangeEvent",
-            "payload": {"ChangeEventHeader": header, **body},
-            "event": {"replayId": len(self.change_events) + 1},
-        })
+        self.change_events.append(
+            {
+                "schema": f"{odef.name}ChangeEvent",
+                "payload": {"ChangeEventHeader": header, **body},
+                "event": {"replayId": len(self.change_events) + 1},
+            }
+        )
 
 
 def _cdc(fdef: FieldDef, value: Any) -> Any:

@@ -19,8 +19,15 @@ from q2c.connectors.salesforce.wire import ApiError, format_datetime, parse_date
 __all__ = ["coerce", "to_wire"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TYPE_NAMES = {"currency": "currency", "double": "double", "percent": "double", "int": "int",
-               "boolean": "boolean", "date": "date", "datetime": "datetime"}
+_TYPE_NAMES = {
+    "currency": "currency",
+    "double": "double",
+    "percent": "double",
+    "int": "int",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "datetime",
+}
 
 
 def _parse_error(fdef: FieldDef, value: Any) -> ApiError:
@@ -40,9 +47,11 @@ def coerce(fdef: FieldDef, value: Any) -> Any:
         return None
     if isinstance(value, dict | list):
         raise ApiError.one(
-            400, "JSON_PARSER_ERROR",
+            400,
+            "JSON_PARSER_ERROR",
             f"Cannot deserialize instance of {fdef.type} from START_OBJECT value for field "
-            f"{fdef.name}", [fdef.name],
+            f"{fdef.name}",
+            [fdef.name],
         )
     if fdef.type in STRING_TYPES:
         return _string(fdef, value)
@@ -72,7 +81,9 @@ def coerce(fdef: FieldDef, value: Any) -> Any:
         normalized = normalize_id(value) if isinstance(value, str) else None
         if normalized is None:
             raise ApiError.one(
-                400, "MALFORMED_ID", f"{fdef.label}: id value of incorrect type: {value}",
+                400,
+                "MALFORMED_ID",
+                f"{fdef.label}: id value of incorrect type: {value}",
                 [fdef.name],
             )
         return normalized
@@ -90,18 +101,23 @@ def _string(fdef: FieldDef, value: Any) -> str | None:
         return None  # Salesforce stores an empty text value as null
     if len(text) > fdef.length:
         raise ApiError.one(
-            400, "STRING_TOO_LONG",
+            400,
+            "STRING_TOO_LONG",
             f"{fdef.label}: data value too large: {text[:40]}... (max length={fdef.length})",
             [fdef.name],
         )
     if fdef.type == "picklist" and fdef.restricted and text not in fdef.picklist:
         raise ApiError.one(
-            400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-            f"{fdef.label}: bad value for restricted picklist field: {text}", [fdef.name],
+            400,
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{fdef.label}: bad value for restricted picklist field: {text}",
+            [fdef.name],
         )
     if fdef.type == "email" and not _EMAIL.match(text):
         raise ApiError.one(
-            400, "INVALID_EMAIL_ADDRESS", f"{fdef.label}: invalid email address: {text}",
+            400,
+            "INVALID_EMAIL_ADDRESS",
+            f"{fdef.label}: invalid email address: {text}",
             [fdef.name],
         )
     return text
@@ -120,8 +136,10 @@ def _number(fdef: FieldDef, value: Any) -> Decimal | int:
     limit = Decimal(10) ** (fdef.precision - fdef.scale)
     if abs(number) >= limit:
         raise ApiError.one(
-            400, "NUMBER_OUTSIDE_VALID_RANGE",
-            f"{fdef.label}: value outside of valid range on numeric field: {value}", [fdef.name],
+            400,
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            f"{fdef.label}: value outside of valid range on numeric field: {value}",
+            [fdef.name],
         )
     if fdef.type == "int":
         if number != number.to_integral_value():
