@@ -220,6 +220,32 @@ def contracts_check(
 
 
 @app.command()
+def sandbox(
+    host: str = "127.0.0.1",
+    salesforce_port: int = 8101,
+    netsuite_port: int = 8102,
+    credentials_out: Annotated[Path, typer.Option(help="Where to write credentials and ids")] = (
+        Path(".q2c/sandbox.json")
+    ),
+    seed_deals: Annotated[int, typer.Option(help="Closed-won deals to seed in Salesforce")] = 0,
+) -> None:
+    """Serve the Salesforce and NetSuite emulators over HTTP on loopback until stopped."""
+    from q2c.sandbox_server import serve_sandboxes
+
+    console.print(
+        f"Salesforce on http://{host}:{salesforce_port}, NetSuite on "
+        f"http://{host}:{netsuite_port}; credentials in {credentials_out}"
+    )
+    serve_sandboxes(
+        host=host,
+        salesforce_port=salesforce_port,
+        netsuite_port=netsuite_port,
+        credentials_out=credentials_out,
+        seed_deals=seed_deals,
+    )
+
+
+@app.command()
 def bench(
     events: Annotated[int, typer.Option(help="Events to ingest")] = 20_000,
     sagas: Annotated[int, typer.Option(help="Six-step sagas to run")] = 2_000,

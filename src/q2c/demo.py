@@ -42,7 +42,7 @@ from q2c.runtime.poller import ClosedWonPoller
 from q2c.runtime.worker import run_until_idle
 from q2c.store.schema import outbox, transactions, watermarks
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "seed_deals"]
 
 FLOW = "opportunity_to_project"
 ENTITIES = {
@@ -112,7 +112,7 @@ def run_demo(
         currencies=["USD", "GBP"],
         items=list(ITEMS),
     )
-    deals = _seed_deals(salesforce, rng, opportunities)
+    deals = seed_deals(salesforce, rng, opportunities)
     hub = _hub(workdir, reference, salesforce, netsuite)
     say = console.print if console else (lambda *a, **k: None)
     say(
@@ -248,9 +248,15 @@ def _hub(
     return hub
 
 
-def _seed_deals(
-    salesforce: SalesforceSandbox, rng: random.Random, count: int
+def seed_deals(
+    salesforce: SalesforceSandbox,
+    rng: random.Random,
+    count: int,
+    *,
+    unmapped_at: int | None = 4,
 ) -> list[dict[str, Any]]:
+    """Closed-won deals across both legal entities and all five billing models; the deal at
+    ``unmapped_at`` is booked to a department q2c has no mapping for."""
     deals = []
     for n in range(count):
         entity = "US01" if n % 3 else "UK01"
@@ -264,7 +270,7 @@ def _seed_deals(
             description, role, rate = ITEMS[code]
             lines.append((code, description, role, Decimal(rng.randrange(10, 400)), rate))
         department = settings["department"]
-        if n == 4:  # a UK deal booked to a department NetSuite knows, but q2c has no mapping
+        if n == unmapped_at:  # booked to a department NetSuite knows but q2c has no mapping
             entity, settings, department = "UK01", ENTITIES["UK01"], UNMAPPED_DEPARTMENT
         ids = seed_closed_won_deal(
             salesforce.state,

@@ -74,8 +74,14 @@ def a_contract(*lines: tuple[str, str, str, str]) -> Contract:
         end_date=date(2025, 6, 30),
         total_value=money("0"),
         lines=[
-            {"line_no": n, "service_item": item, "quantity": qty, "unit_price": money(rate),
-             "amount": money(amount), "description": f"{item} work"}
+            {
+                "line_no": n,
+                "service_item": item,
+                "quantity": qty,
+                "unit_price": money(rate),
+                "amount": money(amount),
+                "description": f"{item} work",
+            }
             for n, (item, qty, rate, amount) in enumerate(lines, start=1)
         ],
     )
@@ -89,8 +95,11 @@ def test_is_an_erp_port(erp: NetSuiteErp) -> None:
 def test_base_url_comes_from_the_account_id(sandbox: NetSuiteSandbox) -> None:
     assert base_url_for("1234567_SB1") == "https://1234567-sb1.suitetalk.api.netsuite.com"
     erp = connect_netsuite_m2m(
-        sandbox.client(), account_id="1234567_SB1", client_id=sandbox.m2m.client_id,
-        certificate_id=sandbox.m2m.certificate_id, private_key_pem=sandbox.m2m.private_key_pem,
+        sandbox.client(),
+        account_id="1234567_SB1",
+        client_id=sandbox.m2m.client_id,
+        certificate_id=sandbox.m2m.certificate_id,
+        private_key_pem=sandbox.m2m.private_key_pem,
     )
     assert erp.base_url == "https://1234567-sb1.suitetalk.api.netsuite.com"
     assert list(erp.query("SELECT id FROM currency")) == []
@@ -103,8 +112,9 @@ def test_upsert_customer_is_idempotent_and_reads_back_the_number(
     erp: NetSuiteErp, sandbox: NetSuiteSandbox, ids: Ids
 ) -> None:
     us01 = ids["subsidiaries"]["US01"]
-    customer = a_customer(credit_limit=money("25000.00"), tax_id="US 12-3456789",
-                          email="ap@globex.test")
+    customer = a_customer(
+        credit_limit=money("25000.00"), tax_id="US 12-3456789", email="ap@globex.test"
+    )
     first = erp.upsert_customer(customer, external_id="crm-001", subsidiary=us01)
     renamed = a_customer(legal_name="Globex Corp.", credit_limit=money("25000.00"))
     second = erp.upsert_customer(renamed, external_id="crm-001", subsidiary=us01)
@@ -130,8 +140,11 @@ def test_address_is_replaced_not_appended(
 
 def test_unknown_currency_is_a_missing_mapping(erp: NetSuiteErp, ids: Ids) -> None:
     with pytest.raises(MappingMissingError, match="Currency 'CHF' is not set up in NetSuite"):
-        erp.upsert_customer(a_customer(currency="CHF"), external_id="crm-001",
-                            subsidiary=ids["subsidiaries"]["US01"])
+        erp.upsert_customer(
+            a_customer(currency="CHF"),
+            external_id="crm-001",
+            subsidiary=ids["subsidiaries"]["US01"],
+        )
 
 
 def test_invalid_subsidiary_is_a_validation_error(erp: NetSuiteErp) -> None:
@@ -145,8 +158,9 @@ def test_invalid_subsidiary_is_a_validation_error(erp: NetSuiteErp) -> None:
 def test_get_customer_reports_credit_hold(
     erp: NetSuiteErp, sandbox: NetSuiteSandbox, ids: Ids
 ) -> None:
-    made = erp.upsert_customer(a_customer(), external_id="crm-001",
-                               subsidiary=ids["subsidiaries"]["US01"])
+    made = erp.upsert_customer(
+        a_customer(), external_id="crm-001", subsidiary=ids["subsidiaries"]["US01"]
+    )
     sandbox.state.update("customer", made.erp_id, {"creditHoldOverride": "ON"})
     assert erp.get_customer(made.erp_id).on_credit_hold is True
     found = erp.find_customer(external_id="crm-001", tax_id=None, legal_name=None)
@@ -156,13 +170,18 @@ def test_get_customer_reports_credit_hold(
 
 
 def seed_customer(sandbox: NetSuiteSandbox, ids: Ids, name: str, **fields: Any) -> str:
-    body = {"companyName": name, "subsidiary": {"id": ids["subsidiaries"]["US01"]},
-            "currency": {"id": ids["currencies"]["USD"]}, **fields}
+    body = {
+        "companyName": name,
+        "subsidiary": {"id": ids["subsidiaries"]["US01"]},
+        "currency": {"id": ids["currencies"]["USD"]},
+        **fields,
+    }
     return sandbox.state.insert("customer", body)
 
 
-def test_find_customer_matches_in_order(erp: NetSuiteErp, sandbox: NetSuiteSandbox,
-                                        ids: Ids) -> None:
+def test_find_customer_matches_in_order(
+    erp: NetSuiteErp, sandbox: NetSuiteSandbox, ids: Ids
+) -> None:
     by_crm = seed_customer(sandbox, ids, "Initech LLC", externalId="crm-9")
     by_tax = seed_customer(sandbox, ids, "Initech Holdings", vatRegNumber="DE 811 907 980")
     by_name = seed_customer(sandbox, ids, "Initech")
@@ -192,8 +211,9 @@ def test_ambiguous_legal_name_names_the_candidates(
     assert candidates == [first, second]
 
 
-def test_find_customer_quotes_its_values(erp: NetSuiteErp, sandbox: NetSuiteSandbox,
-                                         ids: Ids) -> None:
+def test_find_customer_quotes_its_values(
+    erp: NetSuiteErp, sandbox: NetSuiteSandbox, ids: Ids
+) -> None:
     obrien = seed_customer(sandbox, ids, "O'Brien & Sons")
     found = erp.find_customer(external_id=None, tax_id=None, legal_name="O'Brien & Sons")
     assert found is not None and found.erp_id == obrien
@@ -208,7 +228,9 @@ def test_query_follows_pages(sandbox: NetSuiteSandbox, ids: Ids) -> None:
     rows = list(erp.query("SELECT id FROM customer ORDER BY id"))
     assert len(rows) == 5 and all("links" not in r for r in rows)
     assert [e.url.split("?")[1] for e in exchanges] == [
-        "limit=2&offset=0", "limit=2&offset=2", "limit=2&offset=4",
+        "limit=2&offset=0",
+        "limit=2&offset=2",
+        "limit=2&offset=4",
     ]
     assert list(erp.list_record_ids("customer")) == [r["id"] for r in rows]
 
@@ -216,12 +238,15 @@ def test_query_follows_pages(sandbox: NetSuiteSandbox, ids: Ids) -> None:
 # --- projects and sales orders ---------------------------------------------------------------
 
 
-def test_upsert_project_is_idempotent(erp: NetSuiteErp, sandbox: NetSuiteSandbox,
-                                      ids: Ids) -> None:
+def test_upsert_project_is_idempotent(erp: NetSuiteErp, sandbox: NetSuiteSandbox, ids: Ids) -> None:
     us01 = ids["subsidiaries"]["US01"]
     customer = erp.upsert_customer(a_customer(), external_id="crm-001", subsidiary=us01)
-    kwargs: dict[str, Any] = {"external_id": "proj-1", "customer_erp_id": customer.erp_id,
-                              "subsidiary": us01, "department": ids["departments"]["Consulting"]}
+    kwargs: dict[str, Any] = {
+        "external_id": "proj-1",
+        "customer_erp_id": customer.erp_id,
+        "subsidiary": us01,
+        "department": ids["departments"]["Consulting"],
+    }
     first = erp.upsert_project(a_project(), **kwargs)
     second = erp.upsert_project(a_project(name="ERP rollout, phase 1"), **kwargs)
     assert first == second
@@ -236,8 +261,13 @@ def test_project_with_unknown_department(erp: NetSuiteErp, ids: Ids) -> None:
     us01 = ids["subsidiaries"]["US01"]
     customer = erp.upsert_customer(a_customer(), external_id="crm-001", subsidiary=us01)
     with pytest.raises(ValidationError) as info:
-        erp.upsert_project(a_project(), external_id="proj-1", customer_erp_id=customer.erp_id,
-                           subsidiary=us01, department="31337")
+        erp.upsert_project(
+            a_project(),
+            external_id="proj-1",
+            customer_erp_id=customer.erp_id,
+            subsidiary=us01,
+            department="31337",
+        )
     assert info.value.field == "department"
     assert info.value.message == (
         "NetSuite rejected the project field 'department': Invalid value for the resource or "
@@ -248,8 +278,11 @@ def test_project_with_unknown_department(erp: NetSuiteErp, ids: Ids) -> None:
 def test_project_code_taken_by_another_project(erp: NetSuiteErp, ids: Ids) -> None:
     us01 = ids["subsidiaries"]["US01"]
     customer = erp.upsert_customer(a_customer(), external_id="crm-001", subsidiary=us01)
-    common: dict[str, Any] = {"customer_erp_id": customer.erp_id, "subsidiary": us01,
-                              "department": None}
+    common: dict[str, Any] = {
+        "customer_erp_id": customer.erp_id,
+        "subsidiary": us01,
+        "department": None,
+    }
     erp.upsert_project(a_project(), external_id="proj-1", **common)
     with pytest.raises(ValidationError, match="same identifier"):
         erp.upsert_project(a_project(), external_id="proj-2", **common)
@@ -259,19 +292,28 @@ def test_project_code_taken_by_another_project(erp: NetSuiteErp, ids: Ids) -> No
 def refs(erp: NetSuiteErp, ids: Ids) -> SalesOrderRefs:
     us01 = ids["subsidiaries"]["US01"]
     customer = erp.upsert_customer(a_customer(), external_id="crm-001", subsidiary=us01)
-    project = erp.upsert_project(a_project(), external_id="proj-1",
-                                 customer_erp_id=customer.erp_id, subsidiary=us01,
-                                 department=None)
-    return SalesOrderRefs(customer_erp_id=customer.erp_id, project_erp_id=project.erp_id,
-                          subsidiary=us01, department=ids["departments"]["Consulting"],
-                          items=ids["items"])
+    project = erp.upsert_project(
+        a_project(),
+        external_id="proj-1",
+        customer_erp_id=customer.erp_id,
+        subsidiary=us01,
+        department=None,
+    )
+    return SalesOrderRefs(
+        customer_erp_id=customer.erp_id,
+        project_erp_id=project.erp_id,
+        subsidiary=us01,
+        department=ids["departments"]["Consulting"],
+        items=ids["items"],
+    )
 
 
 def test_upsert_sales_order_is_idempotent(
     erp: NetSuiteErp, sandbox: NetSuiteSandbox, refs: SalesOrderRefs
 ) -> None:
-    contract = a_contract(("CONSULTING-HOUR", "120", "175.00", "21000.00"),
-                          ("PM-HOUR", "10", "150.00", "1500.00"))
+    contract = a_contract(
+        ("CONSULTING-HOUR", "120", "175.00", "21000.00"), ("PM-HOUR", "10", "150.00", "1500.00")
+    )
     first = erp.upsert_sales_order(contract, external_id="so-k-1", refs=refs)
     second = erp.upsert_sales_order(contract, external_id="so-k-1", refs=refs)
     assert first == second
@@ -286,8 +328,9 @@ def test_upsert_sales_order_is_idempotent(
 def test_missing_item_mapping_sends_nothing(
     erp: NetSuiteErp, sandbox: NetSuiteSandbox, refs: SalesOrderRefs
 ) -> None:
-    contract = a_contract(("CONSULTING-HOUR", "1", "100.00", "100.00"),
-                          ("WORKSHOP-DAY", "1", "900.00", "900.00"))
+    contract = a_contract(
+        ("CONSULTING-HOUR", "1", "100.00", "100.00"), ("WORKSHOP-DAY", "1", "900.00", "900.00")
+    )
     with pytest.raises(MappingMissingError) as info:
         erp.upsert_sales_order(contract, external_id="so-k-1", refs=refs)
     assert info.value.message == "Item 'WORKSHOP-DAY' has no NetSuite mapping"
@@ -298,9 +341,12 @@ def test_missing_item_mapping_sends_nothing(
 def test_amounts_round_trip_exactly(
     erp: NetSuiteErp, sandbox: NetSuiteSandbox, refs: SalesOrderRefs
 ) -> None:
-    lines = [("CONSULTING-HOUR", "0.1", "0.1", "0.01"), ("PM-HOUR", "0.2", "0.1", "0.02"),
-             ("TRAVEL", "1", "1234567.895", "1234567.895"),
-             ("CONSULTING-HOUR", "7.5", "95.2381", "714.28575")]
+    lines = [
+        ("CONSULTING-HOUR", "0.1", "0.1", "0.01"),
+        ("PM-HOUR", "0.2", "0.1", "0.02"),
+        ("TRAVEL", "1", "1234567.895", "1234567.895"),
+        ("CONSULTING-HOUR", "7.5", "95.2381", "714.28575"),
+    ]
     made = erp.upsert_sales_order(a_contract(*lines), external_id="so-k-1", refs=refs)
     record = erp.read_record("salesOrder", made.erp_id, expand=True)
     got = [(ln["quantity"], ln["rate"], ln["amount"]) for ln in record["item"]["items"]]

@@ -45,8 +45,9 @@ def assertion(sandbox: NetSuiteSandbox, key: bytes | None = None, **overrides: A
     headers.update(overrides.pop("headers", {}))
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
-    return jwt.encode(claims, key or sandbox.m2m.private_key_pem, algorithm=algorithm,
-                      headers=headers)
+    return jwt.encode(
+        claims, key or sandbox.m2m.private_key_pem, algorithm=algorithm, headers=headers
+    )
 
 
 def ask_token(sandbox: NetSuiteSandbox, **form: str) -> httpx.Response:
@@ -169,7 +170,9 @@ def test_client_builds_netsuite_shaped_assertion(sandbox: NetSuiteSandbox) -> No
     header = jwt.get_unverified_header(token)
     assert header == {"alg": "PS256", "kid": "cert-1", "typ": "JWT"}
     claims = jwt.decode(
-        token, sandbox.m2m.public_key_pem, algorithms=["PS256"],
+        token,
+        sandbox.m2m.public_key_pem,
+        algorithms=["PS256"],
         audience=token_url_for(sandbox.base_url),
     )
     assert claims["iss"] == "client-1"
@@ -212,7 +215,10 @@ def test_unknown_certificate_is_an_auth_error(
 
 @pytest.mark.parametrize(
     ("fault", "error"),
-    [(Fault("rate_limit", retry_after=9), RateLimitedError), (Fault("server_error"), RetriableError)],
+    [
+        (Fault("rate_limit", retry_after=9), RateLimitedError),
+        (Fault("server_error"), RetriableError),
+    ],
 )
 def test_token_endpoint_outage_is_retriable(
     sandbox: NetSuiteSandbox, fault: Fault, error: type[Exception]
@@ -248,7 +254,9 @@ def test_tba_adapter_reads_with_paged_queries(sandbox: NetSuiteSandbox) -> None:
     sandbox.seed_reference_data(currencies=["USD", "EUR", "GBP"])
     erp = sandbox.erp_tba(page_size=1)
     assert [r["symbol"] for r in erp.query("SELECT symbol FROM currency ORDER BY id")] == [
-        "USD", "EUR", "GBP",
+        "USD",
+        "EUR",
+        "GBP",
     ]
     assert list(erp.list_record_ids("currency")) == ["1", "2", "3"]  # limit/offset are signed
     assert sandbox.token_requests == 0
@@ -320,8 +328,9 @@ def test_tba_refuses_stale_timestamp_and_sha1(sandbox: NetSuiteSandbox) -> None:
         sandbox.auth.clock = lambda: time.time() + 3600
         late = client.get(url, headers={"Authorization": header})
         sandbox.auth.clock = time.time
-        sha1 = client.get(url, headers={"Authorization": header.replace("HMAC-SHA256",
-                                                                         "HMAC-SHA1")})
+        sha1 = client.get(
+            url, headers={"Authorization": header.replace("HMAC-SHA256", "HMAC-SHA1")}
+        )
     assert late.status_code == sha1.status_code == 401
     reasons = [a.reason for a in sandbox.login_audit]
     assert "timestamp outside the allowed window" in reasons

@@ -59,7 +59,10 @@ class NetSuiteHarness:
 
     def invalid_write(self) -> None:
         customer = Customer(
-            id="bad", legal_name="No Such Subsidiary Ltd", country="US", currency="USD",
+            id="bad",
+            legal_name="No Such Subsidiary Ltd",
+            country="US",
+            currency="USD",
             legal_entity="XX99",
         )
         self.erp.upsert_customer(customer, external_id="bad", subsidiary="999999")

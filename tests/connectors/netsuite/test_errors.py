@@ -20,11 +20,15 @@ from q2c.errors import (
 URL = "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/record/v1/salesOrder/eid:so-1"
 
 
-def response(status: int, code: str | None, detail: str = "Something is wrong.",
-             path: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+def response(
+    status: int,
+    code: str | None,
+    detail: str = "Something is wrong.",
+    path: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     body = wire.dumps(wire.error_body(status, code, detail, path=path)) if code else b"<html/>"
-    return httpx.Response(status, content=body, headers=headers,
-                          request=httpx.Request("PUT", URL))
+    return httpx.Response(status, content=body, headers=headers, request=httpx.Request("PUT", URL))
 
 
 @pytest.mark.parametrize(
@@ -54,7 +58,9 @@ def test_codes_map_to_q2c_errors(status: int, code: str | None, error: type[Q2CE
 
 
 def test_field_errors_keep_netsuites_words_and_name_the_field() -> None:
-    detail = "Invalid value for the resource or sub-resource field 'department'. Provide a valid value."
+    detail = (
+        "Invalid value for the resource or sub-resource field 'department'. Provide a valid value."
+    )
     error = translate_error(response(400, "INVALID_VALUE", detail, path="department"))
     assert isinstance(error, ValidationError)
     assert error.field == "department"
@@ -63,7 +69,8 @@ def test_field_errors_keep_netsuites_words_and_name_the_field() -> None:
 
 
 def test_concurrency_limit_honours_retry_after() -> None:
-    error = translate_error(response(429, "CONCURRENCY_LIMIT_EXCEEDED",
-                                     headers={"Retry-After": "4"}))
+    error = translate_error(
+        response(429, "CONCURRENCY_LIMIT_EXCEEDED", headers={"Retry-After": "4"})
+    )
     assert isinstance(error, RateLimitedError)
     assert error.retry_after == 4

@@ -26,8 +26,11 @@ def send(api: httpx.Client, method: str, path: str, body: Any = None, **kw: Any)
 
 
 def customer(ids: Ids, **fields: Any) -> dict[str, Any]:
-    return {"companyName": "Globex Corporation", "subsidiary": {"id": ids["subsidiaries"]["US01"]},
-            **fields}
+    return {
+        "companyName": "Globex Corporation",
+        "subsidiary": {"id": ids["subsidiaries"]["US01"]},
+        **fields,
+    }
 
 
 def sales_order(ids: Ids, customer_id: str, *lines: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +93,9 @@ def test_upsert_by_external_id_creates_then_updates(
     api: httpx.Client, ids: Ids, sandbox: NetSuiteSandbox
 ) -> None:
     first = created_id(send(api, "PUT", "customer/eid:crm-7", customer(ids)))
-    second = created_id(send(api, "PUT", "customer/eid:crm-7",
-                             {"companyName": "Globex Corp (renamed)"}))
+    second = created_id(
+        send(api, "PUT", "customer/eid:crm-7", {"companyName": "Globex Corp (renamed)"})
+    )
     assert first == second
     assert sandbox.state.count("customer", external_id="crm-7") == 1
     record = send(api, "GET", "customer/eid:crm-7").json()
@@ -113,8 +117,9 @@ def test_put_needs_an_external_id(api: httpx.Client, ids: Ids) -> None:
 
 
 def test_patch_merges_and_null_clears(api: httpx.Client, ids: Ids) -> None:
-    record_id = created_id(send(api, "POST", "customer", customer(ids, email="ap@globex.test",
-                                                                  phone="+1 555 0100")))
+    record_id = created_id(
+        send(api, "POST", "customer", customer(ids, email="ap@globex.test", phone="+1 555 0100"))
+    )
     created_id(send(api, "PATCH", f"customer/{record_id}", {"email": None, "phone": "+1 555 0199"}))
     record = send(api, "GET", f"customer/{record_id}").json()
     assert "email" not in record
@@ -138,10 +143,22 @@ def test_sublist_lines_append_unless_replaced(api: httpx.Client, ids: Ids) -> No
 
 def test_keyed_line_is_updated_in_place(api: httpx.Client, ids: Ids) -> None:
     customer_id = created_id(send(api, "POST", "customer", customer(ids)))
-    order_id = created_id(send(api, "POST", "salesOrder",
-                               sales_order(ids, customer_id, line(ids), line(ids, "PM-HOUR"))))
-    created_id(send(api, "PATCH", f"salesOrder/{order_id}",
-                    {"item": {"items": [{"line": 2, "quantity": 3}]}}))
+    order_id = created_id(
+        send(
+            api,
+            "POST",
+            "salesOrder",
+            sales_order(ids, customer_id, line(ids), line(ids, "PM-HOUR")),
+        )
+    )
+    created_id(
+        send(
+            api,
+            "PATCH",
+            f"salesOrder/{order_id}",
+            {"item": {"items": [{"line": 2, "quantity": 3}]}},
+        )
+    )
     sublist = send(api, "GET", f"salesOrder/{order_id}/item").json()
     assert [(ln["line"], ln["quantity"]) for ln in sublist["items"]] == [(1, 1), (2, 3)]
 
@@ -150,9 +167,12 @@ def test_sublists_are_links_unless_expanded(api: httpx.Client, ids: Ids) -> None
     customer_id = created_id(send(api, "POST", "customer", customer(ids)))
     order_id = created_id(send(api, "POST", "salesOrder", sales_order(ids, customer_id, line(ids))))
     plain = send(api, "GET", f"salesOrder/{order_id}").json()
-    assert plain["item"] == {"links": [{"rel": "self", "href": plain["links"][0]["href"] + "/item"}]}
-    expanded = send(api, "GET", f"salesOrder/{order_id}",
-                    params={"expandSubResources": "true"}).json()
+    assert plain["item"] == {
+        "links": [{"rel": "self", "href": plain["links"][0]["href"] + "/item"}]
+    }
+    expanded = send(
+        api, "GET", f"salesOrder/{order_id}", params={"expandSubResources": "true"}
+    ).json()
     first = expanded["item"]["items"][0]
     assert first["item"]["refName"] == "CONSULTING-HOUR"
     assert first["amount"] == 100  # computed from quantity x rate
@@ -202,22 +222,55 @@ def test_invalid_line_item_points_into_the_sublist(api: httpx.Client, ids: Ids) 
 @pytest.mark.parametrize(
     ("path", "body", "code", "text"),
     [
-        ("customer", {"subsidiary": {"id": "1"}}, "USER_ERROR", "Please enter value(s) for: "
-         "Company Name"),
+        (
+            "customer",
+            {"subsidiary": {"id": "1"}},
+            "USER_ERROR",
+            "Please enter value(s) for: Company Name",
+        ),
         ("customer", {"companyName": "X"}, "USER_ERROR", "Primary Subsidiary"),
-        ("customer", {"companyName": "X", "subsidiary": {"id": "1"}, "colour": "red"},
-         "INVALID_CONTENT", "'colour'"),
-        ("customer", {"companyName": 42, "subsidiary": {"id": "1"}}, "INVALID_VALUE", "companyName"),
-        ("customer", {"companyName": "X", "subsidiary": {"id": "1"}, "creditLimit": "lots"},
-         "INVALID_VALUE", "creditLimit"),
-        ("job", {"companyName": "X", "parent": {"id": "1001"}, "startDate": "31/01/2025"},
-         "INVALID_VALUE", "startDate"),
+        (
+            "customer",
+            {"companyName": "X", "subsidiary": {"id": "1"}, "colour": "red"},
+            "INVALID_CONTENT",
+            "'colour'",
+        ),
+        (
+            "customer",
+            {"companyName": 42, "subsidiary": {"id": "1"}},
+            "INVALID_VALUE",
+            "companyName",
+        ),
+        (
+            "customer",
+            {"companyName": "X", "subsidiary": {"id": "1"}, "creditLimit": "lots"},
+            "INVALID_VALUE",
+            "creditLimit",
+        ),
+        (
+            "job",
+            {"companyName": "X", "parent": {"id": "1001"}, "startDate": "31/01/2025"},
+            "INVALID_VALUE",
+            "startDate",
+        ),
         ("salesOrder", {"entity": {"id": "1001"}}, "USER_ERROR", "at least one line item"),
-        ("salesOrder", {"entity": {"id": "1001"}, "item": [{"item": {"id": "201"}}]},
-         "INVALID_CONTENT", "items"),
+        (
+            "salesOrder",
+            {"entity": {"id": "1001"}, "item": [{"item": {"id": "201"}}]},
+            "INVALID_CONTENT",
+            "items",
+        ),
     ],
-    ids=["no-name", "no-subsidiary", "unknown-field", "not-text", "not-number", "bad-date",
-         "no-lines", "sublist-shape"],
+    ids=[
+        "no-name",
+        "no-subsidiary",
+        "unknown-field",
+        "not-text",
+        "not-number",
+        "bad-date",
+        "no-lines",
+        "sublist-shape",
+    ],
 )
 def test_body_errors(
     api: httpx.Client, ids: Ids, path: str, body: dict[str, Any], code: str, text: str
@@ -231,8 +284,9 @@ def test_body_errors(
 
 
 def test_malformed_json_is_invalid_content(api: httpx.Client) -> None:
-    response = api.post(f"{RECORDS}/customer", content=b"{not json",
-                        headers={"Content-Type": "application/json"})
+    response = api.post(
+        f"{RECORDS}/customer", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert error_of(response)["o:errorCode"] == "INVALID_CONTENT"
 
 
@@ -245,8 +299,9 @@ def test_missing_records_are_nonexistent_id(api: httpx.Client, ids: Ids, path: s
 
 def test_delete_and_dependent_records(api: httpx.Client, ids: Ids) -> None:
     customer_id = created_id(send(api, "POST", "customer", customer(ids)))
-    job_id = created_id(send(api, "POST", "job", {"companyName": "Rollout",
-                                                  "parent": {"id": customer_id}}))
+    job_id = created_id(
+        send(api, "POST", "job", {"companyName": "Rollout", "parent": {"id": customer_id}})
+    )
     blocked = send(api, "DELETE", f"customer/{customer_id}")
     assert error_of(blocked)["o:errorCode"] == "USER_ERROR"
     assert send(api, "DELETE", f"job/{job_id}").status_code == 204
@@ -259,7 +314,10 @@ def test_list_pages_with_links(api: httpx.Client, sandbox: NetSuiteSandbox, ids:
         sandbox.state.insert("customer", customer(ids, companyName=f"Customer {n}"))
     first = send(api, "GET", "customer", params={"limit": 3}).json()
     assert (first["count"], first["hasMore"], first["offset"], first["totalResults"]) == (
-        3, True, 0, 7,
+        3,
+        True,
+        0,
+        7,
     )
     links = {link["rel"]: link["href"] for link in first["links"]}
     assert set(links) == {"self", "first", "next", "last"}
@@ -288,10 +346,13 @@ def test_list_rejects_bad_paging(api: httpx.Client, params: dict[str, Any]) -> N
 
 
 def test_amounts_keep_every_digit(api: httpx.Client, ids: Ids) -> None:
-    raw = (b'{"companyName": "Exact Ltd", "subsidiary": {"id": "1"}, '
-           b'"creditLimit": 1234567890123.123456789}')
-    record_id = created_id(api.post(f"{RECORDS}/customer", content=raw,
-                                    headers={"Content-Type": "application/json"}))
+    raw = (
+        b'{"companyName": "Exact Ltd", "subsidiary": {"id": "1"}, '
+        b'"creditLimit": 1234567890123.123456789}'
+    )
+    record_id = created_id(
+        api.post(f"{RECORDS}/customer", content=raw, headers={"Content-Type": "application/json"})
+    )
     answer = send(api, "GET", f"customer/{record_id}")
     assert b'"creditLimit":1234567890123.123456789' in answer.content
     assert wire.loads(answer.content)["creditLimit"] == Decimal("1234567890123.123456789")
@@ -324,11 +385,14 @@ def test_concurrency_limit_answers_429(api: httpx.Client, sandbox: NetSuiteSandb
     assert send(api, "GET", "department").status_code == 200  # the slot was given back
 
 
-@pytest.mark.parametrize(("kind", "status", "code"), [
-    ("rate_limit", 429, "CONCURRENCY_LIMIT_EXCEEDED"),
-    ("server_error", 500, "UNEXPECTED_ERROR"),
-    ("unavailable", 503, "UNEXPECTED_ERROR"),
-])
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("rate_limit", 429, "CONCURRENCY_LIMIT_EXCEEDED"),
+        ("server_error", 500, "UNEXPECTED_ERROR"),
+        ("unavailable", 503, "UNEXPECTED_ERROR"),
+    ],
+)
 def test_injected_faults_speak_netsuite(
     api: httpx.Client, sandbox: NetSuiteSandbox, kind: str, status: int, code: str
 ) -> None:

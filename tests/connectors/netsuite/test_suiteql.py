@@ -43,15 +43,20 @@ def customers(sandbox: NetSuiteSandbox, ids: Ids) -> list[str]:
 def test_pages_follow_next_links(api: httpx.Client, customers: list[str]) -> None:
     first = suiteql(api, "SELECT id, companyname FROM customer ORDER BY id", limit=10).json()
     assert (first["count"], first["hasMore"], first["offset"], first["totalResults"]) == (
-        10, True, 0, 25,
+        10,
+        True,
+        0,
+        25,
     )
     rows = list(first["items"])
     page = first
     while page["hasMore"]:
         nxt = next(ln["href"] for ln in page["links"] if ln["rel"] == "next")
-        page = api.post(nxt, content=wire.dumps({"q": "SELECT id, companyname FROM customer "
-                                                       "ORDER BY id"}),
-                        headers={"Prefer": "transient"}).json()
+        page = api.post(
+            nxt,
+            content=wire.dumps({"q": "SELECT id, companyname FROM customer ORDER BY id"}),
+            headers={"Prefer": "transient"},
+        ).json()
         rows += page["items"]
     assert [r["id"] for r in rows] == customers
     assert page["count"] == 5
@@ -59,8 +64,11 @@ def test_pages_follow_next_links(api: httpx.Client, customers: list[str]) -> Non
 
 
 def test_rows_look_like_netsuite_rows(api: httpx.Client, customers: list[str]) -> None:
-    body = suiteql(api, "SELECT id, companyName, creditlimit, currency, isinactive, datecreated "
-                        "FROM customer WHERE id = " + customers[1]).json()
+    body = suiteql(
+        api,
+        "SELECT id, companyName, creditlimit, currency, isinactive, datecreated "
+        "FROM customer WHERE id = " + customers[1],
+    ).json()
     (row,) = body["items"]
     assert row["links"] == []
     assert row["id"] == customers[1]  # every value is a string
@@ -83,31 +91,52 @@ def test_real_sql_works(api: httpx.Client, customers: list[str], ids: Ids) -> No
         ("Acme Consulting US Inc.", "8", "120004"),
         ("Acme Consulting GmbH", "2", "25001"),
     ]
-    eur = suiteql(api, "SELECT c.id FROM customer c LEFT JOIN currency cur ON cur.id = c.currency"
-                       " WHERE cur.symbol = 'EUR' ORDER BY c.id DESC").json()["items"]
+    eur = suiteql(
+        api,
+        "SELECT c.id FROM customer c LEFT JOIN currency cur ON cur.id = c.currency"
+        " WHERE cur.symbol = 'EUR' ORDER BY c.id DESC",
+    ).json()["items"]
     assert [r["id"] for r in eur] == customers[::5][::-1]
 
 
-def test_sales_orders_are_transactions(api: httpx.Client, sandbox: NetSuiteSandbox,
-                                       ids: Ids) -> None:
+def test_sales_orders_are_transactions(
+    api: httpx.Client, sandbox: NetSuiteSandbox, ids: Ids
+) -> None:
     customer_id = sandbox.state.insert(
         "customer", {"companyName": "Initech", "subsidiary": {"id": ids["subsidiaries"]["US01"]}}
     )
     item = ids["items"]["CONSULTING-HOUR"]
-    sandbox.state.insert("salesOrder", {
-        "entity": {"id": customer_id},
-        "department": {"id": ids["departments"]["Advisory"]},
-        "item": {"items": [{"item": {"id": item}, "quantity": 2, "rate": wire.loads("150.25")}]},
-    })
-    q = ("SELECT t.tranid, t.type, t.foreigntotal, tl.mainline, tl.department, tl.item "
-         "FROM transaction t JOIN transactionline tl ON tl.transaction = t.id "
-         "WHERE t.type = 'SalesOrd' ORDER BY tl.linesequencenumber")
+    sandbox.state.insert(
+        "salesOrder",
+        {
+            "entity": {"id": customer_id},
+            "department": {"id": ids["departments"]["Advisory"]},
+            "item": {
+                "items": [{"item": {"id": item}, "quantity": 2, "rate": wire.loads("150.25")}]
+            },
+        },
+    )
+    q = (
+        "SELECT t.tranid, t.type, t.foreigntotal, tl.mainline, tl.department, tl.item "
+        "FROM transaction t JOIN transactionline tl ON tl.transaction = t.id "
+        "WHERE t.type = 'SalesOrd' ORDER BY tl.linesequencenumber"
+    )
     rows = [{k: v for k, v in r.items() if k != "links"} for r in suiteql(api, q).json()["items"]]
     assert rows == [
-        {"tranid": "SO-01001", "type": "SalesOrd", "foreigntotal": "300.5", "mainline": "T",
-         "department": ids["departments"]["Advisory"]},
-        {"tranid": "SO-01001", "type": "SalesOrd", "foreigntotal": "300.5", "mainline": "F",
-         "item": item},
+        {
+            "tranid": "SO-01001",
+            "type": "SalesOrd",
+            "foreigntotal": "300.5",
+            "mainline": "T",
+            "department": ids["departments"]["Advisory"],
+        },
+        {
+            "tranid": "SO-01001",
+            "type": "SalesOrd",
+            "foreigntotal": "300.5",
+            "mainline": "F",
+            "item": item,
+        },
     ]
 
 

@@ -29,9 +29,11 @@ from typing import Any
 
 import httpx
 import jwt
-from authlib.oauth1 import ClientAuth
-from authlib.oauth1.rfc5849.signature import generate_signature_base_string
-from authlib.oauth1.rfc5849.util import escape
+from authlib.oauth1 import ClientAuth  # type: ignore[import-untyped]
+from authlib.oauth1.rfc5849.signature import (  # type: ignore[import-untyped]
+    generate_signature_base_string,
+)
+from authlib.oauth1.rfc5849.util import escape  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 
 from q2c.connectors.http import parse_retry_after
@@ -190,7 +192,7 @@ def _sign_hmac_sha256(client: ClientAuth, request: Any) -> str:
     return base64.b64encode(digest).decode()
 
 
-class _NetSuiteSigner(ClientAuth):
+class _NetSuiteSigner(ClientAuth):  # type: ignore[misc]
     # A copy, so registering HMAC-SHA256 here leaves authlib's shared table untouched.
     SIGNATURE_METHODS = {**ClientAuth.SIGNATURE_METHODS, "HMAC-SHA256": _sign_hmac_sha256}
 

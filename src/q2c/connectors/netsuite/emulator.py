@@ -29,7 +29,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from q2c.connectors.netsuite import wire
-from q2c.connectors.netsuite.records import record_type
 from q2c.connectors.netsuite.render import (
     RECORD_PATH,
     collection,
@@ -37,6 +36,7 @@ from q2c.connectors.netsuite.render import (
     render_record,
     render_sublist,
 )
+from q2c.connectors.netsuite.schema import record_type
 from q2c.connectors.netsuite.server_auth import AccountAuth, TokenRefusedError
 from q2c.connectors.netsuite.state import NetSuiteState
 from q2c.connectors.netsuite.wire import NetSuiteApiError
@@ -391,7 +391,6 @@ class _Service:
         return Response(status_code=204)
 
     async def admin_insert(self, request: Request) -> Response:
-        record_id = self.state.insert(
-            request.path_params["type"], self._parse(await request.body())
-        )
+        body = self._parse(await request.body())
+        record_id = self.state.create(request.path_params["type"], body)
         return _json({"id": record_id}, 201, "application/json")

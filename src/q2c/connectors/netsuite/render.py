@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from q2c.connectors.netsuite.records import Field, RecordType
+from q2c.connectors.netsuite.schema import Field, RecordType
 from q2c.connectors.netsuite.state import NetSuiteState
 
 __all__ = ["collection", "record_href", "render_record", "render_sublist"]

@@ -13,7 +13,7 @@ import functools
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -29,7 +29,7 @@ from q2c.connectors.netsuite.emulator import (
 from q2c.connectors.netsuite.server_auth import AccountAuth, LoginAttempt, M2MClient, TbaToken
 from q2c.connectors.netsuite.state import NetSuiteState
 from q2c.connectors.netsuite.wire import base_url_for
-from q2c.connectors.sandbox import FaultInjector, FaultPlan, InProcessTransport
+from q2c.connectors.sandbox import ASGIApp, FaultInjector, FaultPlan, InProcessTransport
 
 __all__ = [
     "M2MCredentials",
@@ -133,7 +133,7 @@ class NetSuiteSandbox:
         )
         self.asgi = build_app(self.state, self.auth, self.config)
         self.governor = ConcurrencyGovernor(
-            FaultInjector(self.asgi, self.faults, error_body=netsuite_error_body),
+            FaultInjector(cast(ASGIApp, self.asgi), self.faults, error_body=netsuite_error_body),
             concurrency_limit,
         )
         self.app = self.governor

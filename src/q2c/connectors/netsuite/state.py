@@ -17,14 +17,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from q2c.connectors.netsuite.records import (
-    REGISTRY,
-    RecordType,
-    check_required,
-    derive,
-    normalize_body,
-    record_type,
-)
+from q2c.connectors.netsuite.records import check_required, derive, normalize_body
+from q2c.connectors.netsuite.schema import REGISTRY, RecordType, record_type
 from q2c.connectors.netsuite.suiteql import SuiteQLMirror
 from q2c.connectors.netsuite.wire import NetSuiteApiError
 
@@ -100,11 +94,12 @@ class NetSuiteState:
             check_required(rt, record)
             derive(rt, record)
             now = self._stamp()
-            record["id"] = self._next_id(rt)
+            record_id = self._next_id(rt)
+            record["id"] = record_id
             record["dateCreated"] = record["lastModifiedDate"] = now
-            self._records[rt.name][record["id"]] = record
+            self._records[rt.name][record_id] = record
             self._mirror.put(rt.name, record)
-            return record["id"]
+            return record_id
 
     def update(
         self, type_name: str, record_id: str, body: Any, *, replace: Collection[str] = ()
@@ -227,7 +222,7 @@ class NetSuiteState:
         return str(current + 1)
 
     def _next_number(self, rt: RecordType) -> str:
-        taken = {r.get(rt.number_field) for r in self._records[rt.name].values()}
+        taken = {r.get(rt.number_field or "") for r in self._records[rt.name].values()}
         number = self._numbers.get(rt.name, rt.number_start)
         while rt.number_format.format(number) in taken:
             number += 1

@@ -1,0 +1,106 @@
+"""``q2c sandbox``: the bundled vendor emulators as real HTTP servers on loopback.
+
+Used when the hub must reach the vendors over TCP (a worker in another process, the crash
+test, trying adapters by hand). The emulators keep their state in this process, so a worker
+can die and restart while the "vendors" remember what it wrote. Credentials, reference ids
+and seeded deals are written to a JSON file for whoever connects.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from q2c.connectors.netsuite.sandbox import NetSuiteSandbox
+from q2c.connectors.salesforce.emulator import SalesforceSandbox
+
+__all__ = ["serve_sandboxes"]
+
+
+def serve_sandboxes(
+    *,
+    host: str = "127.0.0.1",
+    salesforce_port: int = 8101,
+    netsuite_port: int = 8102,
+    credentials_out: Path = Path(".q2c/sandbox.json"),
+    seed_deals: int = 0,
+    seed: int = 7,
+) -> None:
+    from q2c.demo import ENTITIES, ITEMS, UNMAPPED_DEPARTMENT
+    from q2c.demo import seed_deals as make_deals
+
+    salesforce_url = f"http://{host}:{salesforce_port}"
+    netsuite_url = f"http://{host}:{netsuite_port}"
+    salesforce = SalesforceSandbox(login_url=salesforce_url, instance_url=salesforce_url)
+    netsuite = NetSuiteSandbox(base_url=netsuite_url)
+    reference = netsuite.seed_reference_data(
+        subsidiaries={code: e["name"] for code, e in ENTITIES.items()},
+        departments=[*(e["department"] for e in ENTITIES.values()), UNMAPPED_DEPARTMENT],
+        currencies=["USD", "GBP"],
+        items=list(ITEMS),
+    )
+    deals = make_deals(salesforce, random.Random(seed), seed_deals, unmapped_at=None)
+    document: dict[str, Any] = {
+        "salesforce": {
+            "base_url": salesforce_url,
+            "client_id": salesforce.client_id,
+            "client_secret": salesforce.client_secret,
+        },
+        "netsuite": {
+            "base_url": netsuite_url,
+            "account_id": netsuite.account_id,
+            "client_id": netsuite.m2m.client_id,
+            "certificate_id": netsuite.m2m.certificate_id,
+            "private_key_pem": _text(netsuite.m2m.private_key_pem),
+        },
+        "reference": reference,
+        "deals": [{k: str(v) for k, v in deal.items() if k != "product_ids"} for deal in deals],
+    }
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                salesforce.app, host=host, port=salesforce_port, log_level="warning", lifespan="off"
+            )
+        ),
+        uvicorn.Server(
+            uvicorn.Config(
+                netsuite.app, host=host, port=netsuite_port, log_level="warning", lifespan="off"
+            )
+        ),
+    ]
+    threads = [threading.Thread(target=s.run, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    for server in servers:
+        while not server.started:
+            if not any(t.is_alive() for t in threads):
+                raise SystemExit("a sandbox server failed to start")
+            threading.Event().wait(0.05)
+    credentials_out.parent.mkdir(parents=True, exist_ok=True)
+    partial = credentials_out.with_suffix(".tmp")
+    partial.write_text(json.dumps(document, indent=2))
+    partial.replace(credentials_out)  # readers never see a half-written file
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    for server in servers:
+        server.should_exit = True
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
