@@ -21,13 +21,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from q2c.canonical.events import CloudEvent, TransactionFailed, new_event, validate_data
 from q2c.errors import FatalError, Q2CError, RateLimitedError, RetriableError
 from q2c.runtime.context import bind_correlation
 from q2c.runtime.exception_queue import ExceptionFilter, ExceptionQueue
-from q2c.runtime.flow import Flow, Mode, Step, StepContext, StepResult
+from q2c.runtime.flow import Flow, Mode, Step, StepContext, StepResult, step_key
 from q2c.runtime.jsonutil import dumps, loads
 from q2c.runtime.outbox import enqueue
 from q2c.runtime.xref import XrefHub
@@ -36,6 +37,63 @@ from q2c.store.schema import exceptions, replays, steps, transactions
 __all__ = ["LeaseLostError", "ReplayOutcome", "RunOutcome", "SagaEngine"]
 
 log = structlog.get_logger("q2c.engine")
+
+# Hot-path statements are built once: constructing SQLAlchemy expressions per call cost more
+# than the database work itself (measured with `q2c bench`).
+_OWNED = and_(
+    transactions.c.id == bindparam("b_tx"),
+    transactions.c.claimed_by == bindparam("b_worker"),
+    transactions.c.status == "running",
+)
+_TOUCH = (
+    update(transactions)
+    .where(_OWNED)
+    .values(
+        current_step=bindparam("b_step"),
+        claimed_until=bindparam("b_until"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_ADVANCE = (
+    update(transactions)
+    .where(_OWNED)
+    .values(
+        current_step=bindparam("b_step"),
+        attempts=0,
+        claimed_until=bindparam("b_until"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_COMPLETE = (
+    update(transactions)
+    .where(_OWNED)
+    .values(
+        status="completed",
+        attempts=0,
+        completed_at=bindparam("b_now"),
+        claimed_by=None,
+        claimed_until=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_STEP_DONE = (
+    update(steps)
+    .where(steps.c.idempotency_key == bindparam("b_key"))
+    .values(
+        status="done",
+        output=bindparam("b_output"),
+        finished_at=bindparam("b_now"),
+        system=bindparam("b_system"),
+    )
+)
+_STEP_RESTART = (
+    update(steps)
+    .where(steps.c.idempotency_key == bindparam("b_key"))
+    .values(
+        status="started", attempt=bindparam("b_attempt"), started_at=bindparam("b_now"), error=None
+    )
+)
+_STEP_INSERT = insert(steps)
 
 
 class LeaseLostError(Exception):
@@ -168,6 +226,7 @@ class SagaEngine:
         data = validate_data(event)
         services = self.services(row.mode)
         attempt = row.attempts + 1
+        started_next = False
         with bind_correlation(row.correlation_id, transaction_id=transaction_id, flow=flow.name):
             for position, step in enumerate(flow.steps):
                 if step.name in done:
@@ -187,14 +246,21 @@ class SagaEngine:
                     services=services,
                 )
                 try:
-                    self._journal_started(context, position)
+                    if not started_next:
+                        self._journal_started(context, position)
                     result = _as_result(step.run(context))
                     last = position == len(flow.steps) - 1
                     self._journal_done(context, row, flow, step, position, result, last)
+                    started_next = not last
                 except LeaseLostError:
                     log.warning("lease lost; another worker owns the transaction")
                     return RunOutcome(transaction_id, "lost", step.name)
                 except Q2CError as error:
+                    return self._fail(context, row, step, error)
+                except OperationalError as exc:  # the hub's own store hiccuped: try again
+                    error = RetriableError(
+                        "q2c's database was unavailable", detail=str(exc)[-2000:], system="q2c"
+                    )
                     return self._fail(context, row, step, error)
                 except Exception as exc:  # a bug must park the transaction, not kill the worker
                     error = FatalError(
@@ -216,32 +282,57 @@ class SagaEngine:
         )
 
     def _journal_started(self, context: StepContext, position: int) -> None:
+        """Record "started" for a step before its side effect, and renew the lease."""
         now = self.now()
         with self.db.begin() as connection:
             claimed = connection.execute(
-                update(transactions)
-                .where(self._owned(context.transaction_id))
-                .values(current_step=context.step, claimed_until=now + self.lease, updated_at=now)
+                _TOUCH,
+                {
+                    "b_tx": context.transaction_id,
+                    "b_worker": self.worker_id,
+                    "b_step": context.step,
+                    "b_until": now + self.lease,
+                    "b_now": now,
+                },
             ).rowcount
             if not claimed:
                 raise LeaseLostError(context.transaction_id)
-            changed = connection.execute(
-                update(steps)
-                .where(steps.c.idempotency_key == context.idempotency_key)
-                .values(status="started", attempt=context.attempt, started_at=now, error=None)
-            ).rowcount
-            if not changed:
-                connection.execute(
-                    insert(steps).values(
-                        transaction_id=context.transaction_id,
-                        step=context.step,
-                        position=position,
-                        idempotency_key=context.idempotency_key,
-                        status="started",
-                        attempt=context.attempt,
-                        started_at=now,
-                    )
-                )
+            self._mark_started_in(
+                connection,
+                context.transaction_id,
+                context.step,
+                position,
+                context.idempotency_key,
+                context.attempt,
+                now,
+            )
+
+    def _mark_started_in(
+        self,
+        connection: Connection,
+        transaction_id: str,
+        step: str,
+        position: int,
+        key: str,
+        attempt: int,
+        now: datetime,
+    ) -> None:
+        changed = connection.execute(
+            _STEP_RESTART, {"b_key": key, "b_attempt": attempt, "b_now": now}
+        ).rowcount
+        if not changed:
+            connection.execute(
+                _STEP_INSERT,
+                {
+                    "transaction_id": transaction_id,
+                    "step": step,
+                    "position": position,
+                    "idempotency_key": key,
+                    "status": "started",
+                    "attempt": attempt,
+                    "started_at": now,
+                },
+            )
 
     def _journal_done(
         self,
@@ -253,33 +344,28 @@ class SagaEngine:
         result: StepResult,
         last: bool,
     ) -> None:
+        """One commit: the step is done (with its output, xref links and outbound events)
+        and, unless it was the last, the next step is recorded as started."""
         now = self.now()
+        owned = {"b_tx": context.transaction_id, "b_worker": self.worker_id, "b_now": now}
         with self.db.begin() as connection:
-            values: dict[str, Any] = {
-                "attempts": 0,
-                "updated_at": now,
-                "claimed_until": now + self.lease,
-            }
             if last:
-                values.update(
-                    status="completed", completed_at=now, claimed_by=None, claimed_until=None
-                )
+                claimed = connection.execute(_COMPLETE, owned).rowcount
             else:
-                values["current_step"] = flow.steps[position + 1].name
-            claimed = connection.execute(
-                update(transactions).where(self._owned(context.transaction_id)).values(**values)
-            ).rowcount
+                following = flow.steps[position + 1].name
+                claimed = connection.execute(
+                    _ADVANCE, {**owned, "b_step": following, "b_until": now + self.lease}
+                ).rowcount
             if not claimed:
                 raise LeaseLostError(context.transaction_id)
             connection.execute(
-                update(steps)
-                .where(steps.c.idempotency_key == context.idempotency_key)
-                .values(
-                    status="done",
-                    output=dumps(result.output),
-                    finished_at=now,
-                    system=step.system,
-                )
+                _STEP_DONE,
+                {
+                    "b_key": context.idempotency_key,
+                    "b_output": dumps(result.output),
+                    "b_now": now,
+                    "b_system": step.system,
+                },
             )
             if context.mode == "live":
                 for link in result.xrefs:
@@ -297,6 +383,17 @@ class SagaEngine:
                     flow=flow.name,
                     business_key=row.business_key,
                     transaction_id=context.transaction_id,
+                )
+            else:
+                following = flow.steps[position + 1].name
+                self._mark_started_in(
+                    connection,
+                    context.transaction_id,
+                    following,
+                    position + 1,
+                    step_key(flow.name, row.business_key, row.version, following),
+                    1,
+                    now,
                 )
 
     def _fail(self, context: StepContext, row: Any, step: Step, error: Q2CError) -> RunOutcome:

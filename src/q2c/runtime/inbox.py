@@ -19,7 +19,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from q2c.canonical.events import CloudEvent, validate_data
 from q2c.runtime.flow import Flow
-from q2c.runtime.jsonutil import dumps
 from q2c.store.schema import inbox, transactions
 
 __all__ = ["Inbox", "Receipt", "ReceiptStatus", "Routing"]
@@ -95,7 +94,8 @@ class Inbox:
                     continue
                 taken.add(key)
                 fresh.append(event)
-            routed = self._start_transactions(connection, fresh, received_at)
+            payloads = {e.idempotency_key: e.to_json().decode() for e in fresh}
+            routed = self._start_transactions(connection, fresh, received_at, payloads)
             rows = []
             for event in fresh:
                 status, transaction_id = routed[event.idempotency_key]
@@ -111,7 +111,7 @@ class Inbox:
                         "correlation_id": event.correlationid,
                         "transaction_id": transaction_id,
                         "status": status,
-                        "payload": event.to_json().decode(),
+                        "payload": payloads[event.idempotency_key],
                         "received_at": received_at,
                     }
                 )
@@ -128,7 +128,11 @@ class Inbox:
         ]
 
     def _start_transactions(
-        self, connection: Connection, events: list[CloudEvent], now: datetime
+        self,
+        connection: Connection,
+        events: list[CloudEvent],
+        now: datetime,
+        payloads: dict[tuple[str, str], str],
     ) -> dict[tuple[str, str], tuple[ReceiptStatus, str | None]]:
         """Create one transaction per new (flow, business key, version); join existing ones."""
         routed: dict[tuple[str, str], tuple[ReceiptStatus, str | None]] = {}
@@ -159,7 +163,7 @@ class Inbox:
                 "status": "pending",
                 "correlation_id": event.correlationid or transaction_id,
                 "event_type": event.type,
-                "input": dumps(event.model_dump(mode="json", exclude_none=True)),
+                "input": payloads[event.idempotency_key],
                 "current_step": flow.steps[0].name,
                 "attempts": 0,
                 "replay_count": 0,

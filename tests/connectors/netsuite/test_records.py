@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -412,3 +413,23 @@ def test_admin_endpoints(sandbox: NetSuiteSandbox, ids: Ids) -> None:
         assert admin.delete("/__sandbox__/tokens").status_code == 204
         assert admin.post("/__sandbox__/reset").status_code == 204
         assert admin.get("/__sandbox__/state").json()["records"] == {}
+
+
+def test_custom_fields_round_trip(api: httpx.Client, ids: Ids) -> None:
+    body = customer(ids, custentity_region="EMEA")
+    record = send(api, "GET", f"customer/{created_id(send(api, 'POST', 'customer', body))}")
+    assert record.json()["custentity_region"] == "EMEA"
+    typo = send(api, "POST", "customer", customer(ids, customerRegion="EMEA"))
+    assert error_of(typo)["o:errorPath"] == "customerRegion"
+
+
+def test_parallel_upserts_land_on_one_record(
+    api: httpx.Client, ids: Ids, sandbox: NetSuiteSandbox
+) -> None:
+    def upsert(_: int) -> str:
+        return created_id(send(api, "PUT", "customer/eid:crm-race", customer(ids)))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        record_ids = set(pool.map(upsert, range(16)))
+    assert len(record_ids) == 1
+    assert sandbox.state.count("customer", external_id="crm-race") == 1

@@ -30,6 +30,8 @@ def org(sandbox: SalesforceSandbox, client: httpx.Client) -> OrgApi:
 @pytest.fixture
 def crm(sandbox: SalesforceSandbox, client: httpx.Client) -> SalesforceCrm:
     return connect_salesforce(
-        client, login_url=sandbox.login_url, client_id=sandbox.client_id,
+        client,
+        login_url=sandbox.login_url,
+        client_id=sandbox.client_id,
         client_secret=sandbox.client_secret,
     )

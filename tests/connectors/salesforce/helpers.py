@@ -22,10 +22,14 @@ class OrgApi:
         self.token = self.login()
 
     def login(self) -> str:
-        response = self.client.post("/services/oauth2/token", data={
-            "grant_type": "client_credentials", "client_id": self.sandbox.client_id,
-            "client_secret": self.sandbox.client_secret,
-        })
+        response = self.client.post(
+            "/services/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.sandbox.client_id,
+                "client_secret": self.sandbox.client_secret,
+            },
+        )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
@@ -53,13 +57,22 @@ class OrgApi:
 def seed_deal(sandbox: SalesforceSandbox, **overrides: Any) -> dict[str, Any]:
     """A realistic won deal: two roles on a T&M engagement, in EUR, for a German customer."""
     params: dict[str, Any] = {
-        "account_name": "Nordwind Logistik GmbH", "tax_id": "DE811234567", "country": "Germany",
-        "currency": "EUR", "legal_entity": "EU01", "department": "Consulting-EMEA",
-        "billing_model": "Time and Materials", "revenue_method": "As Invoiced",
-        "lines": [("SVC-ARCH", "Solution architect", "Architect", 40, "185.50"),
-                  ("SVC-DEV", "Developer", "Developer", "120.5", "99.99")],
-        "start": date(2026, 12, 1), "end": date(2027, 5, 31),
-        "billing_street": "Hafenstrasse 12\nGebaeude B", "billing_city": "Hamburg",
+        "account_name": "Nordwind Logistik GmbH",
+        "tax_id": "DE811234567",
+        "country": "Germany",
+        "currency": "EUR",
+        "legal_entity": "EU01",
+        "department": "Consulting-EMEA",
+        "billing_model": "Time and Materials",
+        "revenue_method": "As Invoiced",
+        "lines": [
+            ("SVC-ARCH", "Solution architect", "Architect", 40, "185.50"),
+            ("SVC-DEV", "Developer", "Developer", "120.5", "99.99"),
+        ],
+        "start": date(2026, 12, 1),
+        "end": date(2027, 5, 31),
+        "billing_street": "Hafenstrasse 12\nGebaeude B",
+        "billing_city": "Hamburg",
         "billing_postal_code": "20457",
     }
     params.update(overrides)

@@ -47,8 +47,13 @@ def recorder() -> Recorder:
 def recorded_crm(
     sandbox: SalesforceSandbox, client: httpx.Client, recorder: Recorder
 ) -> SalesforceCrm:
-    return connect_salesforce(client, login_url=sandbox.login_url, client_id=sandbox.client_id,
-                              client_secret=sandbox.client_secret, recorder=recorder)
+    return connect_salesforce(
+        client,
+        login_url=sandbox.login_url,
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+        recorder=recorder,
+    )
 
 
 def _floats(value: Any) -> list[Any]:
@@ -85,14 +90,27 @@ def test_fetch_proposal_builds_the_canonical_proposal(
     customer = proposal.customer
     assert customer.id == ids["account_id"] and customer.xrefs == {"salesforce": ids["account_id"]}
     assert (customer.legal_name, customer.tax_id, customer.country, customer.currency) == (
-        "Nordwind Logistik GmbH", "DE811234567", "DE", "EUR")
+        "Nordwind Logistik GmbH",
+        "DE811234567",
+        "DE",
+        "EUR",
+    )
     address = customer.billing_address
     assert address is not None
     assert (address.line1, address.line2, address.city, address.postal_code, address.country) == (
-        "Hafenstrasse 12", "Gebaeude B", "Hamburg", "20457", "DE")
+        "Hafenstrasse 12",
+        "Gebaeude B",
+        "Hamburg",
+        "20457",
+        "DE",
+    )
     first, second = proposal.lines
     assert (first.line_no, first.service_item, first.role, first.description) == (
-        1, "SVC-ARCH", "Architect", "Solution architect")
+        1,
+        "SVC-ARCH",
+        "Architect",
+        "Solution architect",
+    )
     assert first.quantity == Decimal("40") and first.unit_price == Money.of("185.50", "EUR")
     assert first.amount == Money.of("7420.00", "EUR")
     assert second.amount == Money.of("12048.80", "EUR")  # 120.5 x 99.99, rounded half-up
@@ -104,16 +122,24 @@ def test_fetch_proposal_builds_the_canonical_proposal(
 def test_fetch_proposal_version_and_country_codes(
     sandbox: SalesforceSandbox, crm: SalesforceCrm
 ) -> None:
-    ids = seed_deal(sandbox, country="US", currency="USD", tax_id="US-77", version=3,
-                    billing_model="Fixed Fee", revenue_method="Straight Line")
+    ids = seed_deal(
+        sandbox,
+        country="US",
+        currency="USD",
+        tax_id="US-77",
+        version=3,
+        billing_model="Fixed Fee",
+        revenue_method="Straight Line",
+    )
     proposal = crm.fetch_proposal(ids["opportunity_id"][:15])  # the 15-character id works too
     assert proposal.version == 3 and proposal.customer.country == "US"
     assert proposal.billing_model is BillingModel.FIXED_FEE
     assert proposal.revenue_method is RevenueMethod.STRAIGHT_LINE
 
 
-def _expect(crm: SalesforceCrm, opportunity_id: str, kind: type[Exception], field: str | None,
-            text: str) -> None:
+def _expect(
+    crm: SalesforceCrm, opportunity_id: str, kind: type[Exception], field: str | None, text: str
+) -> None:
     with pytest.raises(kind) as info:
         crm.fetch_proposal(opportunity_id)
     error = info.value
@@ -127,12 +153,22 @@ def test_fetch_proposal_business_errors(sandbox: SalesforceSandbox, crm: Salesfo
     _expect(crm, "006000000000001AAA", NotFoundError, None, "does not exist")
     _expect(crm, "not-an-id", NotFoundError, None, "is not a Salesforce Opportunity id")
     open_deal = seed_deal(sandbox, stage="Negotiation/Review", opportunity_name="Open")
-    _expect(crm, open_deal["opportunity_id"], ValidationError, "StageName",
-            "is not Closed Won (its stage is 'Negotiation/Review')")
+    _expect(
+        crm,
+        open_deal["opportunity_id"],
+        ValidationError,
+        "StageName",
+        "is not Closed Won (its stage is 'Negotiation/Review')",
+    )
     unsynced = seed_deal(sandbox, opportunity_name="Unsynced")
     state.update("Opportunity", unsynced["opportunity_id"], {"SyncedQuoteId": None})
-    _expect(crm, unsynced["opportunity_id"], ValidationError, "SyncedQuoteId",
-            "has no approved quote synced")
+    _expect(
+        crm,
+        unsynced["opportunity_id"],
+        ValidationError,
+        "SyncedQuoteId",
+        "has no approved quote synced",
+    )
     draft = seed_deal(sandbox, opportunity_name="Draft", quote_status="Draft")
     _expect(crm, draft["opportunity_id"], ValidationError, "Status", "is 'Draft', not Approved")
     empty = seed_deal(sandbox, opportunity_name="Empty")
@@ -141,15 +177,21 @@ def test_fetch_proposal_business_errors(sandbox: SalesforceSandbox, crm: Salesfo
     _expect(crm, empty["opportunity_id"], ValidationError, "QuoteLineItems", "has no line items")
 
 
-@pytest.mark.parametrize(("overrides", "field", "text"), [
-    ({"legal_entity": ""}, "Legal_Entity__c", "has no legal entity"),
-    ({"billing_model": "Barter"}, "Billing_Model__c", "Billing Model 'Barter', which q2c does"),
-    ({"revenue_method": "Vibes"}, "Revenue_Method__c", "Revenue Method 'Vibes'"),
-    ({"country": "Atlantis"}, "BillingCountry", "no recognisable billing country ('Atlantis')"),
-    ({"department": ""}, "Department__c", "has no Department"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field", "text"),
+    [
+        ({"legal_entity": ""}, "Legal_Entity__c", "has no legal entity"),
+        ({"billing_model": "Barter"}, "Billing_Model__c", "Billing Model 'Barter', which q2c does"),
+        ({"revenue_method": "Vibes"}, "Revenue_Method__c", "Revenue Method 'Vibes'"),
+        ({"country": "Atlantis"}, "BillingCountry", "no recognisable billing country ('Atlantis')"),
+        ({"department": ""}, "Department__c", "has no Department"),
+    ],
+)
 def test_fetch_proposal_data_errors_name_the_field(
-    sandbox: SalesforceSandbox, crm: SalesforceCrm, overrides: dict[str, str], field: str,
+    sandbox: SalesforceSandbox,
+    crm: SalesforceCrm,
+    overrides: dict[str, str],
+    field: str,
     text: str,
 ) -> None:
     ids = seed_deal(sandbox, tax_id=None, account_name=f"Case {field}", **overrides)
@@ -169,11 +211,17 @@ def test_write_back_is_one_composite_and_idempotent(
     ids = seed_deal(sandbox)
     erp = {"customer": "C-1042", "project": "PRJ-77", "sales_order": "SO-5"}
     recorded_crm.write_back(ids["opportunity_id"], erp)
-    assert recorder.calls() == ["GET /services/data/v62.0/query",
-                                "POST /services/data/v62.0/composite"]
+    assert recorder.calls() == [
+        "GET /services/data/v62.0/query",
+        "POST /services/data/v62.0/composite",
+    ]
     opp = sandbox.state.get("Opportunity", ids["opportunity_id"])
-    assert (opp["ERP_Customer_Id__c"], opp["ERP_Project_Id__c"], opp["ERP_Sales_Order_Id__c"],
-            opp["Q2C_Status__c"]) == ("C-1042", "PRJ-77", "SO-5", "Provisioned")
+    assert (
+        opp["ERP_Customer_Id__c"],
+        opp["ERP_Project_Id__c"],
+        opp["ERP_Sales_Order_Id__c"],
+        opp["Q2C_Status__c"],
+    ) == ("C-1042", "PRJ-77", "SO-5", "Provisioned")
     assert sandbox.state.get("Account", ids["account_id"])["ERP_Customer_Id__c"] == "C-1042"
     stamp = opp["SystemModstamp"]
     recorder.exchanges.clear()
@@ -184,8 +232,10 @@ def test_write_back_is_one_composite_and_idempotent(
 
 def test_write_back_accepts_key_aliases(sandbox: SalesforceSandbox, crm: SalesforceCrm) -> None:
     ids = seed_deal(sandbox)
-    crm.write_back(ids["opportunity_id"], {"erp_project_id": "P-1", "salesorder_id": "S-1",
-                                           "subsidiary": "ignored"})
+    crm.write_back(
+        ids["opportunity_id"],
+        {"erp_project_id": "P-1", "salesorder_id": "S-1", "subsidiary": "ignored"},
+    )
     opp = sandbox.state.get("Opportunity", ids["opportunity_id"])
     assert (opp["ERP_Project_Id__c"], opp["ERP_Sales_Order_Id__c"]) == ("P-1", "S-1")
 
@@ -218,15 +268,46 @@ def test_closed_won_since_pages_and_moves_the_watermark(
     assert event.amount == Money.of("19468.80", "EUR") and event.quote_id
     stamps = [sandbox.state.get("Opportunity", i)["SystemModstamp"] for i in won]
     assert page.watermark is not None and page.watermark.startswith(
-        max(stamps).strftime("%Y-%m-%dT%H:%M:%S"))
+        max(stamps).strftime("%Y-%m-%dT%H:%M:%S")
+    )
     again = recorded_crm.closed_won_since(page.watermark)
     assert (again.opportunities, again.watermark) == ([], page.watermark)
     sandbox.state.update("Opportunity", won[2], {"Name": "Won 2 (renamed)"})
     changed = recorded_crm.closed_won_since(page.watermark)
     assert [e.opportunity_id for e in changed.opportunities] == [won[2]]
-    # after write-back the opportunity is provisioned and no longer echoes
+    # q2c's write-back echoes once with the same version (the inbox drops it) ...
     recorded_crm.write_back(won[2], {"project": "P-1"})
-    assert recorded_crm.closed_won_since(changed.watermark).opportunities == []
+    echo = recorded_crm.closed_won_since(changed.watermark)
+    assert [(e.opportunity_id, e.proposal_version) for e in echo.opportunities] == [(won[2], 1)]
+    # ... while a re-approved quote comes round with its new version
+    quote_id = echo.opportunities[0].quote_id
+    assert quote_id is not None
+    sandbox.state.update("Quote", quote_id, {"Q2C_Version__c": 2})
+    sandbox.state.update("Opportunity", won[2], {"Name": "Won 2 (v2)"})
+    again = recorded_crm.closed_won_since(echo.watermark)
+    assert [(e.opportunity_id, e.proposal_version) for e in again.opportunities] == [(won[2], 2)]
+
+
+def test_closed_won_events_carry_version_and_legal_entity(
+    sandbox: SalesforceSandbox, crm: SalesforceCrm
+) -> None:
+    ids = seed_deal(sandbox, version=4)
+    [event] = crm.closed_won_since(None).opportunities
+    assert (event.opportunity_id, event.proposal_version, event.legal_entity) == (
+        ids["opportunity_id"],
+        4,
+        "EU01",
+    )
+
+
+def test_skip_provisioned_leaves_written_back_deals_out(
+    sandbox: SalesforceSandbox, crm: SalesforceCrm
+) -> None:
+    ids = seed_deal(sandbox)
+    crm.write_back(ids["opportunity_id"], {"project": "P-1"})
+    quiet = SalesforceCrm(crm.rest, skip_provisioned=True)
+    assert quiet.closed_won_since(None).opportunities == []
+    assert len(crm.closed_won_since(None).opportunities) == 1
 
 
 def test_closed_won_since_rejects_a_bad_watermark(crm: SalesforceCrm) -> None:
@@ -240,8 +321,12 @@ def test_closed_won_since_rejects_a_bad_watermark(crm: SalesforceCrm) -> None:
 def test_org_limit_is_rate_limited_error() -> None:
     sandbox = SalesforceSandbox(daily_api_requests=1)
     with sandbox.client() as http:
-        crm = connect_salesforce(http, login_url=sandbox.login_url, client_id=sandbox.client_id,
-                                 client_secret=sandbox.client_secret)
+        crm = connect_salesforce(
+            http,
+            login_url=sandbox.login_url,
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
+        )
         crm.query_all("SELECT Id FROM Account")
         with pytest.raises(RateLimitedError) as info:
             crm.query_all("SELECT Id FROM Account")
@@ -260,8 +345,9 @@ def test_upsert_and_get_helpers(crm: SalesforceCrm) -> None:
 def test_bad_secret_is_auth_error_with_salesforce_description(
     sandbox: SalesforceSandbox, client: httpx.Client
 ) -> None:
-    crm = connect_salesforce(client, login_url=sandbox.login_url, client_id=sandbox.client_id,
-                             client_secret="wrong")
+    crm = connect_salesforce(
+        client, login_url=sandbox.login_url, client_id=sandbox.client_id, client_secret="wrong"
+    )
     with pytest.raises(AuthError) as info:
         crm.query_all("SELECT Id FROM Account")
     assert "invalid client credentials" in info.value.message
@@ -289,8 +375,9 @@ def test_persistent_401_is_auth_error(sandbox: SalesforceSandbox, crm: Salesforc
 
 @pytest.fixture
 def split_org() -> Iterator[tuple[SalesforceSandbox, httpx.Client]]:
-    sandbox = SalesforceSandbox(login_url="https://login.salesforce.com",
-                                instance_url="https://nordwind.my.salesforce.com")
+    sandbox = SalesforceSandbox(
+        login_url="https://login.salesforce.com", instance_url="https://nordwind.my.salesforce.com"
+    )
     # no base_url: API paths are relative and the auth routes them to the token's instance_url
     with httpx.Client(transport=InProcessTransport(sandbox.app)) as http:
         yield sandbox, http
@@ -300,9 +387,14 @@ def test_jwt_bearer_and_instance_url_routing(
     split_org: tuple[SalesforceSandbox, httpx.Client], recorder: Recorder
 ) -> None:
     sandbox, http = split_org
-    crm = connect_salesforce(http, login_url="https://login.salesforce.com",
-                             client_id=sandbox.client_id, username=sandbox.username,
-                             jwt_private_key=sandbox.jwt_private_key_pem, recorder=recorder)
+    crm = connect_salesforce(
+        http,
+        login_url="https://login.salesforce.com",
+        client_id=sandbox.client_id,
+        username=sandbox.username,
+        jwt_private_key=sandbox.jwt_private_key_pem,
+        recorder=recorder,
+    )
     assert crm.query_all("SELECT Id FROM User")[0]["Id"] == sandbox.state.user_id
     assert httpx.URL(recorder.exchanges[0].url).host == "nordwind.my.salesforce.com"
     assert sandbox.tokens_issued() == 1
@@ -312,11 +404,13 @@ def test_connect_configuration_errors(client: httpx.Client) -> None:
     with pytest.raises(ConfigError):
         connect_salesforce(client, login_url="https://x", client_id="c")
     with pytest.raises(ConfigError):
-        connect_salesforce(client, login_url="https://x", client_id="c", client_secret="s",
-                           jwt_private_key="k")
+        connect_salesforce(
+            client, login_url="https://x", client_id="c", client_secret="s", jwt_private_key="k"
+        )
     with pytest.raises(ConfigError):
         connect_salesforce(client, login_url="https://x", client_id="c", jwt_private_key="k")
-    broken = connect_salesforce(client, login_url="https://x", client_id="c", username="u",
-                                jwt_private_key="not a pem key")
+    broken = connect_salesforce(
+        client, login_url="https://x", client_id="c", username="u", jwt_private_key="not a pem key"
+    )
     with pytest.raises(ConfigError):
         broken.query_all("SELECT Id FROM Account")

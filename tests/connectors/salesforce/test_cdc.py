@@ -15,36 +15,53 @@ from tests.connectors.salesforce.helpers import OrgApi, seed_deal
 
 
 def header(**overrides: object) -> dict:
-    return {"entityName": "Opportunity", "changeType": "UPDATE", "recordIds": ["0068d00000000AbAAI"],
-            "changedFields": ["StageName", "LastModifiedDate"], **overrides}
+    return {
+        "entityName": "Opportunity",
+        "changeType": "UPDATE",
+        "recordIds": ["0068d00000000AbAAI"],
+        "changedFields": ["StageName", "LastModifiedDate"],
+        **overrides,
+    }
 
 
 def test_stage_changed_to_closed_won() -> None:
-    payload = {"ChangeEventHeader": header(), "StageName": "Closed Won",
-               "Amount": Decimal("5000.00"), "CurrencyIsoCode": "USD", "CloseDate": "2026-11-30"}
+    payload = {
+        "ChangeEventHeader": header(),
+        "StageName": "Closed Won",
+        "Amount": Decimal("5000.00"),
+        "CurrencyIsoCode": "USD",
+        "CloseDate": "2026-11-30",
+    }
     [event] = parse_opportunity_change_event({"payload": payload, "event": {"replayId": 7}})
     assert event.opportunity_id == "0068d00000000AbAAI"
     assert event.amount == Money.of("5000.00", "USD")
     assert event.close_date == date(2026, 11, 30) and event.crm == "salesforce"
 
 
-@pytest.mark.parametrize("payload", [
-    {"ChangeEventHeader": header(), "StageName": "Negotiation/Review"},
-    {"ChangeEventHeader": header(changedFields=["Amount"]), "StageName": "Closed Won"},
-    {"ChangeEventHeader": header(entityName="Account"), "StageName": "Closed Won"},
-    {"ChangeEventHeader": header(changeType="DELETE")},
-    {"ChangeEventHeader": header(changeType="GAP_UPDATE")},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"ChangeEventHeader": header(), "StageName": "Negotiation/Review"},
+        {"ChangeEventHeader": header(changedFields=["Amount"]), "StageName": "Closed Won"},
+        {"ChangeEventHeader": header(entityName="Account"), "StageName": "Closed Won"},
+        {"ChangeEventHeader": header(changeType="DELETE")},
+        {"ChangeEventHeader": header(changeType="GAP_UPDATE")},
+    ],
+)
 def test_other_changes_announce_nothing(payload: dict) -> None:
     assert parse_opportunity_change_event(payload) == []
 
 
 def test_create_won_and_multiple_record_ids_and_avro_values() -> None:
     payload = {
-        "ChangeEventHeader": header(changeType="CREATE", changedFields=[],
-                                    recordIds=["006A", "006B"]),
-        "StageName": "Closed Won", "Amount": 5000.1, "CurrencyIsoCode": "USD",
-        "CloseDate": 20_000, "AccountId": "001X",
+        "ChangeEventHeader": header(
+            changeType="CREATE", changedFields=[], recordIds=["006A", "006B"]
+        ),
+        "StageName": "Closed Won",
+        "Amount": 5000.1,
+        "CurrencyIsoCode": "USD",
+        "CloseDate": 20_000,
+        "AccountId": "001X",
     }
     events = parse_opportunity_change_event(payload)
     assert [e.opportunity_id for e in events] == ["006A", "006B"]
@@ -70,8 +87,11 @@ def test_bitmap_changed_fields_need_the_schema(org: OrgApi) -> None:
 
 def test_events_emitted_by_the_emulator_parse(sandbox: SalesforceSandbox) -> None:
     ids = seed_deal(sandbox)
-    won = [event for message in sandbox.state.change_events
-           for event in parse_opportunity_change_event(message)]
+    won = [
+        event
+        for message in sandbox.state.change_events
+        for event in parse_opportunity_change_event(message)
+    ]
     assert [e.opportunity_id for e in won] == [ids["opportunity_id"]]
     assert won[0].amount is None  # the stage change did not carry the (unchanged) amount
     with pytest.raises(ValidationError):

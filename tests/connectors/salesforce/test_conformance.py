@@ -23,22 +23,26 @@ class SalesforceHarness:
         self.page_size = sandbox.api.page_size
         self.clients: list[httpx.Client] = [sandbox.client(timeout=CLIENT_TIMEOUT)]
         self.crm: SalesforceCrm = connect_salesforce(
-            self.clients[0], login_url=sandbox.login_url, client_id=sandbox.client_id,
+            self.clients[0],
+            login_url=sandbox.login_url,
+            client_id=sandbox.client_id,
             client_secret=client_secret or sandbox.client_secret,
         )
         self.children: list[SalesforceHarness] = []
 
     def create(self, external_id: str) -> str:
-        return self.crm.upsert("Account", "Q2C_External_Id__c", external_id,
-                               {"Name": f"Conformance {external_id}"}).id
+        return self.crm.upsert(
+            "Account", "Q2C_External_Id__c", external_id, {"Name": f"Conformance {external_id}"}
+        ).id
 
     def stored_count(self, external_id: str) -> int:
         return len(self.sandbox.state.find("Account", "Q2C_External_Id__c", external_id))
 
     def seed(self, count: int) -> None:
         for i in range(count):
-            self.sandbox.state.insert("Product2", {"Name": f"Seed {i}",
-                                                   "ProductCode": f"SEED-{i:04d}"})
+            self.sandbox.state.insert(
+                "Product2", {"Name": f"Seed {i}", "ProductCode": f"SEED-{i:04d}"}
+            )
 
     def list_all(self) -> list[str]:
         rows = self.crm.query_all("SELECT Id FROM Product2 WHERE ProductCode LIKE 'SEED-%'")

@@ -11,7 +11,7 @@ import pytest
 
 from q2c.connectors.salesforce import SalesforceSandbox
 from q2c.connectors.salesforce.oauth import JWT_GRANT
-from tests.connectors.salesforce.helpers import V, OrgApi
+from tests.connectors.salesforce.helpers import OrgApi, V
 
 
 def token(client: httpx.Client, **form: str) -> httpx.Response:
@@ -19,16 +19,25 @@ def token(client: httpx.Client, **form: str) -> httpx.Response:
 
 
 def assertion(sandbox: SalesforceSandbox, **claims: object) -> str:
-    body = {"iss": sandbox.client_id, "sub": sandbox.username, "aud": sandbox.login_url,
-            "exp": int(time.time()) + 180, **claims}
+    body = {
+        "iss": sandbox.client_id,
+        "sub": sandbox.username,
+        "aud": sandbox.login_url,
+        "exp": int(time.time()) + 180,
+        **claims,
+    }
     return jwt.encode(body, sandbox.jwt_private_key_pem, algorithm="RS256")
 
 
 def test_client_credentials_issue_a_salesforce_shaped_token(
     sandbox: SalesforceSandbox, client: httpx.Client
 ) -> None:
-    response = token(client, grant_type="client_credentials", client_id=sandbox.client_id,
-                     client_secret=sandbox.client_secret)
+    response = token(
+        client,
+        grant_type="client_credentials",
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "Bearer"
@@ -39,19 +48,33 @@ def test_client_credentials_issue_a_salesforce_shaped_token(
     assert sandbox.tokens_issued(sandbox.client_id) == 1
 
 
-def test_client_credentials_via_basic_auth(sandbox: SalesforceSandbox, client: httpx.Client) -> None:
+def test_client_credentials_via_basic_auth(
+    sandbox: SalesforceSandbox, client: httpx.Client
+) -> None:
     basic = base64.b64encode(f"{sandbox.client_id}:{sandbox.client_secret}".encode()).decode()
-    response = client.post("/services/oauth2/token", data={"grant_type": "client_credentials"},
-                           headers={"Authorization": f"Basic {basic}"})
+    response = client.post(
+        "/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize(("form", "error", "description"), [
-    ({"client_id": "q2c-connected-app", "client_secret": "wrong"}, "invalid_client",
-     "invalid client credentials"),
-    ({"client_id": "nobody", "client_secret": "x"}, "invalid_client_id",
-     "client identifier invalid"),
-])
+@pytest.mark.parametrize(
+    ("form", "error", "description"),
+    [
+        (
+            {"client_id": "q2c-connected-app", "client_secret": "wrong"},
+            "invalid_client",
+            "invalid client credentials",
+        ),
+        (
+            {"client_id": "nobody", "client_secret": "x"},
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+    ],
+)
 def test_client_credentials_failures(
     client: httpx.Client, form: dict[str, str], error: str, description: str
 ) -> None:
@@ -72,8 +95,11 @@ def test_jwt_bearer_success(sandbox: SalesforceSandbox, client: httpx.Client) ->
     session = sandbox.oauth.session(response.json()["access_token"])
     assert session is not None and session.username == sandbox.username
     # login.salesforce.com is an accepted audience too, as in production
-    ok = token(client, grant_type=JWT_GRANT,
-               assertion=assertion(sandbox, aud="https://login.salesforce.com"))
+    ok = token(
+        client,
+        grant_type=JWT_GRANT,
+        assertion=assertion(sandbox, aud="https://login.salesforce.com"),
+    )
     assert ok.status_code == 200
 
 
@@ -82,19 +108,32 @@ def test_jwt_bearer_failures(sandbox: SalesforceSandbox, client: httpx.Client) -
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
-    forged = jwt.encode({"iss": sandbox.client_id, "sub": sandbox.username,
-                         "aud": sandbox.login_url, "exp": int(time.time()) + 60},
-                        other_key, algorithm="RS256")
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    forged = jwt.encode(
+        {
+            "iss": sandbox.client_id,
+            "sub": sandbox.username,
+            "aud": sandbox.login_url,
+            "exp": int(time.time()) + 60,
+        },
+        other_key,
+        algorithm="RS256",
+    )
     cases = {
         forged: ("invalid_grant", "invalid assertion"),
-        assertion(sandbox, aud="https://evil.example.com"): ("invalid_grant",
-                                                             "audience is invalid"),
-        assertion(sandbox, exp=int(time.time()) - 10): ("invalid_grant",
-                                                        "expired authorization code"),
-        assertion(sandbox, sub="ghost@q2c.example"): ("invalid_grant",
-                                                      "user hasn't approved this consumer"),
+        assertion(sandbox, aud="https://evil.example.com"): (
+            "invalid_grant",
+            "audience is invalid",
+        ),
+        assertion(sandbox, exp=int(time.time()) - 10): (
+            "invalid_grant",
+            "expired authorization code",
+        ),
+        assertion(sandbox, sub="ghost@q2c.example"): (
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ),
         assertion(sandbox, iss="unknown-app"): ("invalid_client_id", "client identifier invalid"),
         "not-a-jwt": ("invalid_grant", "invalid assertion"),
     }
@@ -130,8 +169,7 @@ def test_sessions_time_out_and_can_be_revoked(client: httpx.Client) -> None:
 
 def test_versions_list_is_public(client: httpx.Client) -> None:
     versions = client.get("/services/data/").json()
-    assert versions[-1] == {"label": "Winter '25", "url": "/services/data/v62.0",
-                            "version": "62.0"}
+    assert versions[-1] == {"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"}
     assert {"label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0"} in versions
 
 

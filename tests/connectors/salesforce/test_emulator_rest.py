@@ -11,7 +11,7 @@ from q2c.connectors.salesforce import SalesforceSandbox
 from q2c.connectors.salesforce.ids import normalize_id
 from q2c.connectors.salesforce.wire import loads, parse_datetime
 from q2c.connectors.sandbox import Fault
-from tests.connectors.salesforce.helpers import V, OrgApi
+from tests.connectors.salesforce.helpers import OrgApi, V
 
 
 def errors(response: object) -> list[dict]:
@@ -37,7 +37,9 @@ def test_create_get_update_delete(org: OrgApi) -> None:
     assert org.get(f"sobjects/Account/{account_id[:15]}").json()["Id"] == account_id
     partial = org.get(f"sobjects/Account/{account_id}", params={"fields": "Name,phone"}).json()
     assert set(partial) == {"attributes", "Name", "Phone"}
-    updated = org.patch(f"sobjects/Account/{account_id}", json={"Phone": None, "Industry": "Retail"})
+    updated = org.patch(
+        f"sobjects/Account/{account_id}", json={"Phone": None, "Industry": "Retail"}
+    )
     assert updated.status_code == 204 and updated.content == b""
     after = org.get(f"sobjects/Account/{account_id}").json()
     assert (after["Phone"], after["Industry"]) == (None, "Retail")
@@ -49,41 +51,100 @@ def test_create_get_update_delete(org: OrgApi) -> None:
 
 def test_money_round_trips_exactly(org: OrgApi) -> None:
     account = org.post("sobjects/Account", json={"Name": "A"}).json()["id"]
-    opp = org.post("sobjects/Opportunity", content=b'{"Name": "O", "StageName": "Prospecting", '
-                   b'"CloseDate": "2026-12-31", "AccountId": "' + account.encode() +
-                   b'", "Amount": 1234567.895}').json()["id"]
+    opp = org.post(
+        "sobjects/Opportunity",
+        content=b'{"Name": "O", "StageName": "Prospecting", '
+        b'"CloseDate": "2026-12-31", "AccountId": "'
+        + account.encode()
+        + b'", "Amount": 1234567.895}',
+    ).json()["id"]
     body = loads(org.get(f"sobjects/Opportunity/{opp}").text)
     assert body["Amount"] == Decimal("1234567.90")  # currency fields keep 2 decimals, half-up
     assert b"1234567.90" in org.get(f"sobjects/Opportunity/{opp}").content
 
 
-@pytest.mark.parametrize(("path", "payload", "status", "code", "fields"), [
-    ("sobjects/Account", {"Name": "A", "Color__c": "red"}, 400, "INVALID_FIELD", ["Color__c"]),
-    ("sobjects/Account", {"Phone": "1"}, 400, "REQUIRED_FIELD_MISSING", ["Name"]),
-    ("sobjects/Opportunity", {"Name": "O"}, 400, "REQUIRED_FIELD_MISSING",
-     ["StageName", "CloseDate"]),
-    ("sobjects/Account", {"Name": "x" * 256}, 400, "STRING_TOO_LONG", ["Name"]),
-    ("sobjects/Opportunity", {"Name": "O", "StageName": "Prospecting", "CloseDate": "soon"},
-     400, "JSON_PARSER_ERROR", ["CloseDate"]),
-    ("sobjects/Opportunity", {"Name": "O", "StageName": "Prospecting",
-                              "CloseDate": "2026-01-01", "Amount": "lots"},
-     400, "JSON_PARSER_ERROR", ["Amount"]),
-    ("sobjects/Opportunity", {"Name": "O", "StageName": "Won-ish", "CloseDate": "2026-01-01"},
-     400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", ["StageName"]),
-    ("sobjects/Opportunity", {"Name": "O", "StageName": "Prospecting",
-                              "CloseDate": "2026-01-01", "AccountId": "garbage"},
-     400, "MALFORMED_ID", ["AccountId"]),
-    ("sobjects/Opportunity", {"Name": "O", "StageName": "Prospecting",
-                              "CloseDate": "2026-01-01", "AccountId": "006000000000001AAA"},
-     400, "FIELD_INTEGRITY_EXCEPTION", ["AccountId"]),
-    ("sobjects/Opportunity", {"Name": "O", "StageName": "Prospecting", "CloseDate": "2026-01-01",
-                              "Start_Date__c": "2026-02-01", "End_Date__c": "2026-01-01"},
-     400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", ["End_Date__c"]),
-    ("sobjects/Opportunity", {"Name": "O", "StageName": "Prospecting", "CloseDate": "2026-01-01",
-                              "IsWon": True}, 400, "INVALID_FIELD_FOR_INSERT_UPDATE", ["IsWon"]),
-    ("sobjects/Widget__c", {"Name": "x"}, 404, "NOT_FOUND", []),
-    ("sobjects/Account", ["not", "an", "object"], 400, "JSON_PARSER_ERROR", []),
-])
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "code", "fields"),
+    [
+        ("sobjects/Account", {"Name": "A", "Color__c": "red"}, 400, "INVALID_FIELD", ["Color__c"]),
+        ("sobjects/Account", {"Phone": "1"}, 400, "REQUIRED_FIELD_MISSING", ["Name"]),
+        (
+            "sobjects/Opportunity",
+            {"Name": "O"},
+            400,
+            "REQUIRED_FIELD_MISSING",
+            ["StageName", "CloseDate"],
+        ),
+        ("sobjects/Account", {"Name": "x" * 256}, 400, "STRING_TOO_LONG", ["Name"]),
+        (
+            "sobjects/Opportunity",
+            {"Name": "O", "StageName": "Prospecting", "CloseDate": "soon"},
+            400,
+            "JSON_PARSER_ERROR",
+            ["CloseDate"],
+        ),
+        (
+            "sobjects/Opportunity",
+            {"Name": "O", "StageName": "Prospecting", "CloseDate": "2026-01-01", "Amount": "lots"},
+            400,
+            "JSON_PARSER_ERROR",
+            ["Amount"],
+        ),
+        (
+            "sobjects/Opportunity",
+            {"Name": "O", "StageName": "Won-ish", "CloseDate": "2026-01-01"},
+            400,
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            ["StageName"],
+        ),
+        (
+            "sobjects/Opportunity",
+            {
+                "Name": "O",
+                "StageName": "Prospecting",
+                "CloseDate": "2026-01-01",
+                "AccountId": "garbage",
+            },
+            400,
+            "MALFORMED_ID",
+            ["AccountId"],
+        ),
+        (
+            "sobjects/Opportunity",
+            {
+                "Name": "O",
+                "StageName": "Prospecting",
+                "CloseDate": "2026-01-01",
+                "AccountId": "006000000000001AAA",
+            },
+            400,
+            "FIELD_INTEGRITY_EXCEPTION",
+            ["AccountId"],
+        ),
+        (
+            "sobjects/Opportunity",
+            {
+                "Name": "O",
+                "StageName": "Prospecting",
+                "CloseDate": "2026-01-01",
+                "Start_Date__c": "2026-02-01",
+                "End_Date__c": "2026-01-01",
+            },
+            400,
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            ["End_Date__c"],
+        ),
+        (
+            "sobjects/Opportunity",
+            {"Name": "O", "StageName": "Prospecting", "CloseDate": "2026-01-01", "IsWon": True},
+            400,
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            ["IsWon"],
+        ),
+        ("sobjects/Widget__c", {"Name": "x"}, 404, "NOT_FOUND", []),
+        ("sobjects/Account", ["not", "an", "object"], 400, "JSON_PARSER_ERROR", []),
+    ],
+)
 def test_write_errors_are_salesforce_shaped(
     org: OrgApi, path: str, payload: object, status: int, code: str, fields: list[str]
 ) -> None:
@@ -96,8 +157,9 @@ def test_write_errors_are_salesforce_shaped(
 
 
 def test_unparseable_json_and_bad_ids(org: OrgApi) -> None:
-    broken = org.post("sobjects/Account", content=b"{'Name': ", headers={
-        "Content-Type": "application/json"})
+    broken = org.post(
+        "sobjects/Account", content=b"{'Name': ", headers={"Content-Type": "application/json"}
+    )
     assert broken.status_code == 400 and errors(broken)[0]["errorCode"] == "JSON_PARSER_ERROR"
     wrong_object = org.get("sobjects/Account/006000000000001AAA")
     assert wrong_object.status_code == 400
@@ -134,8 +196,9 @@ def test_upsert_creates_201_then_updates_200(org: OrgApi, sandbox: SalesforceSan
     # before API 46.0 an update answered 204 without a body
     legacy = org.patch(f"/services/data/v45.0/{url}", json={"Name": "Old API"})
     assert legacy.status_code == 204
-    only_update = org.patch("sobjects/Account/Q2C_External_Id__c/NEW?updateOnly=true",
-                            json={"Name": "x"})
+    only_update = org.patch(
+        "sobjects/Account/Q2C_External_Id__c/NEW?updateOnly=true", json={"Name": "x"}
+    )
     assert only_update.status_code == 404
     not_external = org.patch("sobjects/Account/Name/Acme", json={"Phone": "1"})
     assert not_external.status_code == 404
@@ -164,8 +227,12 @@ def test_describe(org: OrgApi) -> None:
     assert "Closed Won" in [p["value"] for p in opp["StageName"]["picklistValues"]]
     quote = org.get("sobjects/Quote/describe").json()
     assert quote["keyPrefix"] == "0Q0"
-    assert {"childSObject": "QuoteLineItem", "field": "QuoteId", "relationshipName":
-            "QuoteLineItems", "cascadeDelete": True} in quote["childRelationships"]
+    assert {
+        "childSObject": "QuoteLineItem",
+        "field": "QuoteId",
+        "relationshipName": "QuoteLineItems",
+        "cascadeDelete": True,
+    } in quote["childRelationships"]
     listing = org.get("sobjects").json()
     assert {o["name"]: o["keyPrefix"] for o in listing["sobjects"]}["QuoteLineItem"] == "0QL"
     assert org.get("sobjects/Product2").json()["objectDescribe"]["keyPrefix"] == "01t"
@@ -174,8 +241,10 @@ def test_describe(org: OrgApi) -> None:
 def test_updated_and_deleted(org: OrgApi) -> None:
     start = datetime.now(UTC) - timedelta(minutes=5)
     end = datetime.now(UTC) + timedelta(minutes=5)
-    window = {"start": start.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
-              "end": end.strftime("%Y-%m-%dT%H:%M:%S+00:00")}
+    window = {
+        "start": start.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+        "end": end.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+    }
     ids = [org.post("sobjects/Account", json={"Name": f"A{i}"}).json()["id"] for i in range(3)]
     updated = org.get("sobjects/Account/updated/", params=window).json()
     assert updated["ids"] == ids
@@ -183,8 +252,9 @@ def test_updated_and_deleted(org: OrgApi) -> None:
     org.delete(f"sobjects/Account/{ids[0]}")
     deleted = org.get("sobjects/Account/deleted/", params=window).json()
     assert [d["id"] for d in deleted["deletedRecords"]] == [ids[0]]
-    bad = org.get("sobjects/Account/updated/", params={"start": window["end"],
-                                                       "end": window["start"]})
+    bad = org.get(
+        "sobjects/Account/updated/", params={"start": window["end"], "end": window["start"]}
+    )
     assert bad.status_code == 400
     assert errors(bad)[0]["errorCode"] == "INVALID_REPLICATION_DATE"
 
@@ -230,15 +300,19 @@ def test_org_api_limit_gives_403(client: object) -> None:
         org.get("sobjects")
         limited = org.get("sobjects")
         assert limited.status_code == 403
-        assert limited.json() == [{"message": "TotalRequests Limit exceeded.",
-                                   "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+        assert limited.json() == [
+            {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+        ]
 
 
-@pytest.mark.parametrize(("fault", "status", "code"), [
-    (Fault("rate_limit", retry_after=3), 429, "REQUEST_LIMIT_EXCEEDED"),
-    (Fault("server_error", status=503), 503, "SERVER_UNAVAILABLE"),
-    (Fault("server_error"), 500, "UNKNOWN_EXCEPTION"),
-])
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        (Fault("rate_limit", retry_after=3), 429, "REQUEST_LIMIT_EXCEEDED"),
+        (Fault("server_error", status=503), 503, "SERVER_UNAVAILABLE"),
+        (Fault("server_error"), 500, "UNKNOWN_EXCEPTION"),
+    ],
+)
 def test_injected_faults_carry_salesforce_bodies(
     org: OrgApi, sandbox: SalesforceSandbox, fault: Fault, status: int, code: str
 ) -> None:

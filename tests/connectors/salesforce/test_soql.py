@@ -40,21 +40,29 @@ def test_parses_fields_paths_where_order_limit_offset() -> None:
     assert isinstance(amount, Comparison)
     assert amount.op == ">=" and amount.value.value == Decimal("1000.50")
     assert [(k.field.text, k.descending, k.nulls_last) for k in query.order_by] == [
-        ("CloseDate", True, True), ("Name", False, None)]
+        ("CloseDate", True, True),
+        ("Name", False, None),
+    ]
     assert (query.limit, query.offset) == (10, 5)
 
 
-@pytest.mark.parametrize(("literal", "kind", "value"), [
-    ("'O\\'Brien'", "string", "O'Brien"),
-    ("-12.5", "number", Decimal("-12.5")),
-    ("2026-11-26", "date", date(2026, 11, 26)),
-    ("2026-11-26T10:00:00Z", "datetime", datetime(2026, 11, 26, 10, tzinfo=UTC)),
-    ("2026-11-26T12:00:00.250+02:00", "datetime",
-     datetime(2026, 11, 26, 10, 0, 0, 250000, tzinfo=UTC)),
-    ("null", "null", None),
-    ("TRUE", "boolean", True),
-    ("LAST_N_DAYS:30", "relative", ("LAST_N_DAYS", 30)),
-])
+@pytest.mark.parametrize(
+    ("literal", "kind", "value"),
+    [
+        ("'O\\'Brien'", "string", "O'Brien"),
+        ("-12.5", "number", Decimal("-12.5")),
+        ("2026-11-26", "date", date(2026, 11, 26)),
+        ("2026-11-26T10:00:00Z", "datetime", datetime(2026, 11, 26, 10, tzinfo=UTC)),
+        (
+            "2026-11-26T12:00:00.250+02:00",
+            "datetime",
+            datetime(2026, 11, 26, 10, 0, 0, 250000, tzinfo=UTC),
+        ),
+        ("null", "null", None),
+        ("TRUE", "boolean", True),
+        ("LAST_N_DAYS:30", "relative", ("LAST_N_DAYS", 30)),
+    ],
+)
 def test_literals(literal: str, kind: str, value: object) -> None:
     where = parse_soql(f"SELECT Id FROM Account WHERE Name = {literal}").where
     assert isinstance(where, Comparison)
@@ -73,18 +81,21 @@ def test_in_not_in_like_count_and_subquery() -> None:
     assert parse_soql("SELECT COUNT() FROM Account").select == (CountAll(),)
 
 
-@pytest.mark.parametrize(("soql", "problem"), [
-    ("SELECT Id FROM Account WHERE", "unexpected token: <EOF>"),
-    ("SELECT FROM Account", "unexpected token: FROM"),
-    ("SELECT Id Account", "expected FROM"),
-    ("SELECT Id FROM Account WHERE Name = 'x' AND Id = 'y' OR Id = 'z'", "parentheses"),
-    ("SELECT Id FROM Account LIMIT -1", "LIMIT must be a non-negative integer"),
-    ("SELECT Id, COUNT() FROM Account", "COUNT() must be the only element"),
-    ("SELECT Id, id FROM Account", "duplicate field selected: id"),
-    ("SELECT Id FROM Account WHERE Name = 'unterminated", "unexpected token: '''"),
-    ("SELECT Id FROM Account WHERE Name ~ 'x'", "unexpected token: '~'"),
-    ("SELECT Id FROM Account extra", "unexpected token: extra"),
-])
+@pytest.mark.parametrize(
+    ("soql", "problem"),
+    [
+        ("SELECT Id FROM Account WHERE", "unexpected token: <EOF>"),
+        ("SELECT FROM Account", "unexpected token: FROM"),
+        ("SELECT Id Account", "expected FROM"),
+        ("SELECT Id FROM Account WHERE Name = 'x' AND Id = 'y' OR Id = 'z'", "parentheses"),
+        ("SELECT Id FROM Account LIMIT -1", "LIMIT must be a non-negative integer"),
+        ("SELECT Id, COUNT() FROM Account", "COUNT() must be the only element"),
+        ("SELECT Id, id FROM Account", "duplicate field selected: id"),
+        ("SELECT Id FROM Account WHERE Name = 'unterminated", "unexpected token: '''"),
+        ("SELECT Id FROM Account WHERE Name ~ 'x'", "unexpected token: '~'"),
+        ("SELECT Id FROM Account extra", "unexpected token: extra"),
+    ],
+)
 def test_syntax_errors_name_the_problem(soql: str, problem: str) -> None:
     with pytest.raises(SoqlSyntaxError) as info:
         parse_soql(soql)
@@ -106,8 +117,16 @@ def state() -> SalesforceState:
         ("Small deal", "Prospecting", "999.99", beta, "2026-11-01"),
         ("No amount", "Closed Lost", None, None, "2026-09-15"),
     ]:
-        org.insert("Opportunity", {"Name": name, "StageName": stage, "Amount": amount,
-                                   "AccountId": account, "CloseDate": close})
+        org.insert(
+            "Opportunity",
+            {
+                "Name": name,
+                "StageName": stage,
+                "Amount": amount,
+                "AccountId": account,
+                "CloseDate": close,
+            },
+        )
     return org
 
 
@@ -117,8 +136,13 @@ def run(state: SalesforceState, soql: str) -> list[dict]:
 
 def test_case_insensitive_names_and_text_and_canonical_output(state: SalesforceState) -> None:
     rows = run(state, "select name, account.name from opportunity where account.name = 'ACME'")
-    assert rows == [{"attributes": rows[0]["attributes"], "Name": "Big deal",
-                     "Account": {"attributes": rows[0]["Account"]["attributes"], "Name": "Acme"}}]
+    assert rows == [
+        {
+            "attributes": rows[0]["attributes"],
+            "Name": "Big deal",
+            "Account": {"attributes": rows[0]["Account"]["attributes"], "Name": "Acme"},
+        }
+    ]
     assert rows[0]["attributes"]["type"] == "Opportunity"
 
 
@@ -141,11 +165,12 @@ def test_and_or_not_in_like_dates_and_booleans(state: SalesforceState) -> None:
     assert names("StageName IN ('Closed Won', 'Closed Lost') AND Amount = null") == {"No amount"}
     assert names("Name LIKE '%DEAL'") == {"Big deal", "Small deal"}
     assert names("Name LIKE 'S_all%'") == {"Small deal"}
-    assert names("CloseDate > 2026-09-30 AND CloseDate <= 2026-11-01") == {"Big deal",
-                                                                          "Small deal"}
+    assert names("CloseDate > 2026-09-30 AND CloseDate <= 2026-11-01") == {"Big deal", "Small deal"}
     assert names("CreatedDate > 2000-01-01T00:00:00Z") == {"Big deal", "Small deal", "No amount"}
     assert names("CreatedDate = LAST_N_DAYS:1") == {"Big deal", "Small deal", "No amount"}
-    accounts = {r["Name"] for r in run(state, "SELECT Name FROM Account WHERE Name = 'O\\'Brien & Sons'")}
+    accounts = {
+        r["Name"] for r in run(state, "SELECT Name FROM Account WHERE Name = 'O\\'Brien & Sons'")
+    }
     assert accounts == {"O'Brien & Sons"}
 
 
@@ -156,35 +181,62 @@ def test_order_limit_offset_and_count(state: SalesforceState) -> None:
     assert rows[0]["Name"] == "No amount"  # nulls first
     rows = run(state, "SELECT Name FROM Opportunity ORDER BY Name LIMIT 1 OFFSET 1")
     assert [r["Name"] for r in rows] == ["No amount"]
-    result = run_query(state, parse_soql("SELECT COUNT() FROM Opportunity WHERE IsClosed = true"),
-                       version="v62.0")
+    result = run_query(
+        state, parse_soql("SELECT COUNT() FROM Opportunity WHERE IsClosed = true"), version="v62.0"
+    )
     assert (result.total_size, result.records) == (2, [])
     assert rows and isinstance(run(state, "SELECT Amount FROM Opportunity")[0]["Amount"], Decimal)
 
 
 def test_child_subquery(state: SalesforceState) -> None:
-    rows = run(state, "SELECT Name, (SELECT Name FROM Opportunities ORDER BY Name) FROM Account "
-                      "ORDER BY Name")
+    rows = run(
+        state,
+        "SELECT Name, (SELECT Name FROM Opportunities ORDER BY Name) FROM Account ORDER BY Name",
+    )
     by_name = {r["Name"]: r["Opportunities"] for r in rows}
     assert by_name["Acme"]["totalSize"] == 1
     assert by_name["Acme"]["records"][0]["Name"] == "Big deal"
     assert by_name["O'Brien & Sons"] is None
 
 
-@pytest.mark.parametrize(("soql", "code", "text"), [
-    ("SELECT Foo FROM Account", "INVALID_FIELD", "No such column 'Foo' on entity 'Account'"),
-    ("SELECT Owner.Name FROM Account", "INVALID_FIELD", "Didn't understand relationship 'Owner'"),
-    ("SELECT Id FROM Widget__c", "INVALID_TYPE", "sObject type 'Widget__c' is not supported"),
-    ("SELECT Id FROM Opportunity WHERE CloseDate = '2026-01-01'",
-     "INVALID_QUERY_FILTER_OPERATOR", "must be of type date and should not be enclosed in quotes"),
-    ("SELECT Id FROM Opportunity WHERE CreatedDate > 2026-01-01",
-     "INVALID_QUERY_FILTER_OPERATOR", "must be of type dateTime"),
-    ("SELECT Id FROM Opportunity WHERE Amount = '5'", "INVALID_QUERY_FILTER_OPERATOR", "currency"),
-    ("SELECT Id FROM Opportunity WHERE Id = 'nope'", "INVALID_QUERY_FILTER_OPERATOR",
-     "invalid ID field: nope"),
-    ("SELECT Id FROM Opportunity WHERE IsWon > true", "INVALID_QUERY_FILTER_OPERATOR", "boolean"),
-    ("SELECT Id, (SELECT Id FROM Widgets) FROM Account", "INVALID_TYPE", "Widgets"),
-])
+@pytest.mark.parametrize(
+    ("soql", "code", "text"),
+    [
+        ("SELECT Foo FROM Account", "INVALID_FIELD", "No such column 'Foo' on entity 'Account'"),
+        (
+            "SELECT Owner.Name FROM Account",
+            "INVALID_FIELD",
+            "Didn't understand relationship 'Owner'",
+        ),
+        ("SELECT Id FROM Widget__c", "INVALID_TYPE", "sObject type 'Widget__c' is not supported"),
+        (
+            "SELECT Id FROM Opportunity WHERE CloseDate = '2026-01-01'",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "must be of type date and should not be enclosed in quotes",
+        ),
+        (
+            "SELECT Id FROM Opportunity WHERE CreatedDate > 2026-01-01",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "must be of type dateTime",
+        ),
+        (
+            "SELECT Id FROM Opportunity WHERE Amount = '5'",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "currency",
+        ),
+        (
+            "SELECT Id FROM Opportunity WHERE Id = 'nope'",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "invalid ID field: nope",
+        ),
+        (
+            "SELECT Id FROM Opportunity WHERE IsWon > true",
+            "INVALID_QUERY_FILTER_OPERATOR",
+            "boolean",
+        ),
+        ("SELECT Id, (SELECT Id FROM Widgets) FROM Account", "INVALID_TYPE", "Widgets"),
+    ],
+)
 def test_semantic_errors(state: SalesforceState, soql: str, code: str, text: str) -> None:
     with pytest.raises(ApiError) as info:
         run(state, soql)

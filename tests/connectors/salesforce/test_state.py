@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from q2c.connectors.salesforce import SalesforceSandbox
 from q2c.connectors.salesforce.ids import IdFactory, normalize_id
 from q2c.connectors.salesforce.state import SalesforceState, ValidationRule
 from q2c.connectors.salesforce.wire import ApiError, format_datetime
@@ -39,10 +40,13 @@ def test_system_modstamp_strictly_increases_even_with_a_frozen_clock() -> None:
 
 def test_opportunity_stage_drives_won_and_closed() -> None:
     state = SalesforceState()
-    opp = state.insert("Opportunity", {"Name": "O", "StageName": "Prospecting",
-                                       "CloseDate": date(2026, 12, 31)})
+    opp = state.insert(
+        "Opportunity", {"Name": "O", "StageName": "Prospecting", "CloseDate": date(2026, 12, 31)}
+    )
     assert (state.get("Opportunity", opp)["IsWon"], state.get("Opportunity", opp)["IsClosed"]) == (
-        False, False)
+        False,
+        False,
+    )
     state.update("Opportunity", opp, {"StageName": "Closed Won"})
     record = state.get("Opportunity", opp)
     assert (record["IsWon"], record["IsClosed"], record["Probability"]) == (True, True, 100)
@@ -51,9 +55,6 @@ def test_opportunity_stage_drives_won_and_closed() -> None:
 
 
 def test_seeded_deal_rolls_up_and_syncs() -> None:
-    state = SalesforceState()
-    from q2c.connectors.salesforce import SalesforceSandbox
-
     sandbox = SalesforceSandbox()
     state = sandbox.state
     ids = seed_deal(sandbox)
@@ -76,8 +77,6 @@ def test_seeded_deal_rolls_up_and_syncs() -> None:
 
 
 def test_deleting_a_line_rolls_up_and_cascades() -> None:
-    from q2c.connectors.salesforce import SalesforceSandbox
-
     sandbox = SalesforceSandbox()
     ids = seed_deal(sandbox)
     state = sandbox.state
@@ -89,13 +88,12 @@ def test_deleting_a_line_rolls_up_and_cascades() -> None:
 
 
 def test_sync_requires_the_quote_of_the_same_opportunity() -> None:
-    from q2c.connectors.salesforce import SalesforceSandbox
-
     sandbox = SalesforceSandbox()
     first, second = seed_deal(sandbox), seed_deal(sandbox, opportunity_name="Other")
     with pytest.raises(ApiError) as info:
-        sandbox.state.update("Opportunity", first["opportunity_id"],
-                             {"SyncedQuoteId": second["quote_id"]})
+        sandbox.state.update(
+            "Opportunity", first["opportunity_id"], {"SyncedQuoteId": second["quote_id"]}
+        )
     assert info.value.code == "FIELD_INTEGRITY_EXCEPTION"
 
 
@@ -113,19 +111,29 @@ def test_atomic_rolls_back_records_and_events() -> None:
 
 def test_validation_rules_can_be_added() -> None:
     state = SalesforceState()
-    state.add_validation_rule(ValidationRule(
-        "Account", "Tax_Id_Format", lambda r: bool(r.get("Tax_Id__c")) and " " in r["Tax_Id__c"],
-        "Tax Id must not contain spaces.", "Tax_Id__c"))
+    state.add_validation_rule(
+        ValidationRule(
+            "Account",
+            "Tax_Id_Format",
+            lambda r: bool(r.get("Tax_Id__c")) and " " in r["Tax_Id__c"],
+            "Tax Id must not contain spaces.",
+            "Tax_Id__c",
+        )
+    )
     with pytest.raises(ApiError) as info:
         state.insert("Account", {"Name": "A", "Tax_Id__c": "DE 123"})
     assert (info.value.code, info.value.errors[0]["fields"]) == (
-        "FIELD_CUSTOM_VALIDATION_EXCEPTION", ["Tax_Id__c"])
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        ["Tax_Id__c"],
+    )
 
 
 def test_change_events_describe_each_write() -> None:
     state = SalesforceState()
-    opp = state.insert("Opportunity", {"Name": "O", "StageName": "Prospecting",
-                                       "CloseDate": "2026-12-31", "Amount": "10.00"})
+    opp = state.insert(
+        "Opportunity",
+        {"Name": "O", "StageName": "Prospecting", "CloseDate": "2026-12-31", "Amount": "10.00"},
+    )
     state.update("Opportunity", opp, {"StageName": "Closed Won"})
     create, update = [e for e in state.change_events if e["schema"] == "OpportunityChangeEvent"]
     assert create["payload"]["ChangeEventHeader"]["changeType"] == "CREATE"
@@ -156,6 +164,41 @@ def test_state_is_thread_safe() -> None:
 def test_state_refuses_floats_for_money() -> None:
     state = SalesforceState()
     with pytest.raises(ApiError) as info:
-        state.insert("Opportunity", {"Name": "O", "StageName": "Prospecting",
-                                     "CloseDate": "2026-12-31", "Amount": 0.1})
+        state.insert(
+            "Opportunity",
+            {"Name": "O", "StageName": "Prospecting", "CloseDate": "2026-12-31", "Amount": 0.1},
+        )
     assert info.value.code == "JSON_PARSER_ERROR"
+
+
+def test_unique_index_follows_rollback_and_delete() -> None:
+    state = SalesforceState()
+    first = state.insert("Account", {"Name": "A", "Q2C_External_Id__c": "U-1"})
+    with pytest.raises(ApiError), state.atomic():
+        state.update("Account", first, {"Q2C_External_Id__c": "U-2"})
+        state.insert("Account", {"Name": "B", "Q2C_External_Id__c": "U-1"})
+        state.insert("Account", {"Phone": "fails"})
+    assert [a["Id"] for a in state.find("Account", "Q2C_External_Id__c", "u-1")] == [first]
+    assert state.find("Account", "Q2C_External_Id__c", "U-2") == []
+    state.delete("Account", first)
+    again = state.insert("Account", {"Name": "C", "Q2C_External_Id__c": "U-1"})
+    assert [a["Id"] for a in state.find("Account", "Q2C_External_Id__c", "U-1")] == [again]
+
+
+def test_sandbox_closes_the_clients_it_handed_out() -> None:
+    with SalesforceSandbox() as sandbox:
+        client = sandbox.client()
+        assert client.get("/services/data/").status_code == 200
+    assert client.is_closed
+
+
+def test_bulk_writes_stay_fast() -> None:
+    """Unique ids are indexed and Id lookups skip the scan, so big orgs stay usable."""
+    import time
+
+    state = SalesforceState()
+    started = time.perf_counter()
+    for i in range(3000):
+        state.insert("Account", {"Name": f"A{i}", "Q2C_External_Id__c": f"E-{i}"})
+    assert len(state.find("Account", "Q2C_External_Id__c", "E-2999")) == 1
+    assert time.perf_counter() - started < 5

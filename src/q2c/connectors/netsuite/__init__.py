@@ -10,8 +10,10 @@ and is imported explicitly by tests, the demo and ``q2c sandbox``.
     payloads.py     canonical objects <-> NetSuite record bodies
     wire.py         exact-decimal JSON, error documents, account URLs (both sides)
     sandbox.py      NetSuiteSandbox: state + credentials + faults + app
-    emulator.py     the REST web services (Starlette); render.py, records.py, state.py,
-                    suiteql.py (DuckDB mirror), server_auth.py (token/TBA verification)
+    emulator.py     the REST web services (Starlette) and the concurrency governor
+    state.py        the account's records; schema.py (record types as data), records.py
+                    (body checks), render.py (HAL output), suiteql.py (DuckDB mirror),
+                    server_auth.py (token issuing, JWT and TBA verification, audit trail)
 """
 
 from q2c.connectors.netsuite.adapter import (

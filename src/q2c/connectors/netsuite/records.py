@@ -22,6 +22,7 @@ __all__ = ["check_required", "derive", "normalize_body"]
 # --- checking a body ------------------------------------------------------------------------
 
 _IGNORED = {"links", "id", "refName"}
+_CUSTOM_PREFIXES = ("custentity", "custbody", "custcol", "custitem", "custrecord", "custevent")
 
 
 def normalize_body(rt: RecordType, body: Any, resolve: Resolver) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def _normalize_fields(
         path = f"{prefix}{name}"
         spec = fields.get(name)
         if spec is None:
-            if name.startswith("cust"):  # custom fields (custentity_..., custbody_...)
+            if name.startswith(_CUSTOM_PREFIXES):  # custom fields are the account's own
                 out[name] = value
                 continue
             raise NetSuiteApiError(

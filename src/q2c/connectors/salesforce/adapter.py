@@ -75,7 +75,7 @@ class SalesforceCrm:
     system = SYSTEM
 
     def __init__(
-        self, rest: RestClient, api_version: str = "v62.0", *, skip_provisioned: bool = True
+        self, rest: RestClient, api_version: str = "v62.0", *, skip_provisioned: bool = False
     ) -> None:
         self.rest = rest
         self.api_version = api_version if api_version.startswith("v") else f"v{api_version}"
@@ -87,8 +87,12 @@ class SalesforceCrm:
     def closed_won_since(self, watermark: str | None) -> ClosedWonPage:
         """Won opportunities changed after ``watermark`` (a SystemModstamp), oldest first.
 
-        With ``skip_provisioned`` (the default) opportunities q2c already wrote back to
-        (Q2C_Status__c = 'Provisioned') are left out, so a write-back does not echo.
+        Each event carries the synced quote's version (``proposal_version``) and the account's
+        legal entity. q2c's own write-back bumps SystemModstamp, so a provisioned opportunity
+        comes round once more with the same version: the inbox drops it as a duplicate, while
+        a re-approved quote (a new version) is picked up. ``skip_provisioned=True`` leaves out
+        opportunities already marked Q2C_Status__c = 'Provisioned' instead, for orgs where
+        quotes are never re-versioned after provisioning.
         """
         where = ["IsWon = true"]
         if watermark:
@@ -105,6 +109,7 @@ class SalesforceCrm:
             where.append("Q2C_Status__c != 'Provisioned'")
         rows = self.query_all(
             "SELECT Id, AccountId, SyncedQuoteId, Amount, CurrencyIsoCode, CloseDate, "
+            "SyncedQuote.Q2C_Version__c, Account.Legal_Entity__c, "
             f"SystemModstamp FROM Opportunity WHERE {' AND '.join(where)} "
             "ORDER BY SystemModstamp ASC, Id ASC"
         )

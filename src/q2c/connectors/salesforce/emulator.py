@@ -235,6 +235,7 @@ class SalesforceSandbox:
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.oauth.register(ConnectedApp(client_id, self.client_secret, run_as=username))
         self._private_key_pem: str | None = None
+        self._clients: list[httpx.Client] = []
         org = build_app(self.state, self.oauth, self.api, instance_url=self.instance_url)
         # Starlette types scopes as MutableMapping; the sandbox kit as dict: same protocol
         self.app: ASGIApp = _SandboxApp(
@@ -250,9 +251,22 @@ class SalesforceSandbox:
 
     def client(self, timeout: float = 5.0) -> httpx.Client:
         """An httpx client calling this org in-process (with real read timeouts)."""
-        return httpx.Client(
+        client = httpx.Client(
             transport=InProcessTransport(self.app), base_url=self.base_url, timeout=timeout
         )
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every client handed out (each holds an event-loop thread)."""
+        while self._clients:
+            self._clients.pop().close()
+
+    def __enter__(self) -> SalesforceSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def jwt_private_key_pem(self) -> str:

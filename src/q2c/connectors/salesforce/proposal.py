@@ -98,12 +98,17 @@ def closed_won_event(record: Record) -> OpportunityClosedWon:
     if amount is not None and isinstance(currency, str) and currency in MINOR_UNITS:
         money = Money.of(amount, currency)
     close = record.get("CloseDate")
+    quote = record.get("SyncedQuote") or {}
+    account = record.get("Account") or {}
+    version = quote.get("Q2C_Version__c")
     return OpportunityClosedWon(
         opportunity_id=record["Id"],
         account_id=record.get("AccountId"),
         quote_id=record.get("SyncedQuoteId"),
         amount=money,
         close_date=date.fromisoformat(close) if close else None,
+        proposal_version=int(version) if version is not None and version >= 1 else 1,
+        legal_entity=account.get("Legal_Entity__c") or None,
         crm=SYSTEM,
     )
 

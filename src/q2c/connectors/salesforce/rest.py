@@ -148,7 +148,8 @@ class RestApi:
             [
                 {
                     "errorCode": "METHOD_NOT_ALLOWED",
-                    "message": f"HTTP Method '{method}' not allowed. Allowed are {','.join(allowed)}",
+                    "message": f"HTTP Method '{method}' not allowed. "
+                    f"Allowed are {','.join(allowed)}",
                 }
             ],
         )

@@ -93,8 +93,7 @@ class _Executor:
                 "reference your WSDL or the describe call for the appropriate names.",
             )
         with self.state.lock:
-            rows = list(self.state.table(odef.name).values())
-            count, records = self._select(odef, query, rows)
+            count, records = self._select(odef, query, self._candidates(odef, query.where))
         return QueryResult(odef.name, count, records)
 
     def _select(
@@ -112,6 +111,23 @@ class _Executor:
         if any(isinstance(item, CountAll) for item in query.select):
             return len(selected), []
         return len(selected), [self._project(odef, r, plan) for r in selected]
+
+    def _candidates(self, odef: SObjectDef, where: Condition | None) -> list[Record]:
+        """All rows, or just one when the filter pins ``Id = '...'`` (the WHERE still runs)."""
+        table = self.state.table(odef.name)
+        items = where.items if isinstance(where, And) else (where,)
+        for item in items:
+            if (
+                isinstance(item, Comparison)
+                and item.op == "="
+                and isinstance(item.value, Literal)
+                and [p.casefold() for p in item.field.parts]
+                in (["id"], [odef.name.casefold(), "id"])
+                and item.value.kind == "string"
+            ):
+                record = table.get(normalize_id(item.value.value) or "")
+                return [record] if record is not None else []
+        return list(table.values())
 
     # --- names --------------------------------------------------------------------------
 
@@ -286,14 +302,12 @@ class _Executor:
             ok = False
         if not ok:
             expected = {"datetime": "dateTime"}.get(kind, kind)
-            raise ApiError.one(
-                400,
-                "INVALID_QUERY_FILTER_OPERATOR",
-                f"value of filter criterion for field '{fdef.name}' must be of type {expected} "
-                f"and should not be enclosed in quotes"
-                if lit.kind == "string"
-                else f"value of filter criterion for field '{fdef.name}' must be of type {expected}",
+            message = (
+                f"value of filter criterion for field '{fdef.name}' must be of type {expected}"
             )
+            if lit.kind == "string":
+                message += " and should not be enclosed in quotes"
+            raise ApiError.one(400, "INVALID_QUERY_FILTER_OPERATOR", message)
         if kind in ("id", "reference"):
             normalized = normalize_id(lit.value)
             if normalized is None:

@@ -12,7 +12,6 @@ emulator's event loop thread writes.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from q2c.connectors.salesforce import automation
+from q2c.connectors.salesforce.changes import change_event
 from q2c.connectors.salesforce.ids import KEY_PREFIXES, IdFactory, normalize_id
 from q2c.connectors.salesforce.schema import SCHEMA, FieldDef, SObjectDef, sobject_def
 from q2c.connectors.salesforce.values import coerce, to_wire
@@ -85,6 +85,7 @@ class SalesforceState:
 
     def _reset_data(self) -> None:
         self._tables: dict[str, dict[str, Record]] = {name: {} for name in SCHEMA}
+        self._unique: dict[tuple[str, str], dict[Any, str]] = {}
         self._deleted: dict[str, tuple[str, datetime]] = {}
         self._autonumbers: dict[str, int] = {}
         self._last_stamp = datetime(2000, 1, 1, tzinfo=UTC)
@@ -145,6 +146,9 @@ class SalesforceState:
             raise ApiError.one(400, "INVALID_FIELD", f"No such column '{field}' on {odef.name}")
         wanted = coerce(fdef, value)
         with self._lock:
+            if fdef.unique and wanted is not None:  # unique external ids are indexed
+                hit = self._unique.get((odef.name, fdef.name), {}).get(_index_key(wanted))
+                return [dict(self._tables[odef.name][hit])] if hit else []
             return [
                 dict(r)
                 for r in self.table(odef.name).values()
@@ -252,20 +256,26 @@ class SalesforceState:
             self._undo.append(undo)
 
     def _put(self, sobject: str, record_id: str, record: Record | None) -> None:
+        previous = self._tables[sobject].get(record_id)
+        self._set(sobject, record_id, record)
+        self._remember(lambda: self._set(sobject, record_id, previous))
+
+    def _set(self, sobject: str, record_id: str, record: Record | None) -> None:
+        """Store or remove a record, keeping the unique-field index in step."""
         table = self._tables[sobject]
         previous = table.get(record_id)
+        for fdef in SCHEMA[sobject].fields.values():
+            if not fdef.unique:
+                continue
+            index = self._unique.setdefault((sobject, fdef.name), {})
+            if previous is not None and previous.get(fdef.name) is not None:
+                index.pop(_index_key(previous[fdef.name]), None)
+            if record is not None and record.get(fdef.name) is not None:
+                index[_index_key(record[fdef.name])] = record_id
         if record is None:
             table.pop(record_id, None)
         else:
             table[record_id] = record
-
-        def undo() -> None:
-            if previous is None:
-                table.pop(record_id, None)
-            else:
-                table[record_id] = previous
-
-        self._remember(undo)
 
     # --- the save pipeline ------------------------------------------------------------------
 
@@ -313,7 +323,7 @@ class SalesforceState:
         stamp = self.now()
         record.update(Id=key, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
         record.update(CreatedById=key, LastModifiedById=key)
-        self._tables[sobject][key] = record
+        self._set(sobject, key, record)
         return key
 
     def _defaults(self, odef: SObjectDef) -> Record:
@@ -399,15 +409,15 @@ class SalesforceState:
             value = new.get(fdef.name)
             if not fdef.unique or value is None:
                 continue
-            for other_id, other in self._tables[odef.name].items():
-                if other_id != key and _same(fdef, other.get(fdef.name), value):
-                    raise ApiError.one(
-                        400,
-                        "DUPLICATE_VALUE",
-                        f"duplicate value found: {fdef.name} duplicates value on record with "
-                        f"id: {other_id}",
-                        [fdef.name],
-                    )
+            other_id = self._unique.get((odef.name, fdef.name), {}).get(_index_key(value))
+            if other_id is not None and other_id != key:
+                raise ApiError.one(
+                    400,
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {fdef.name} duplicates value on record with "
+                    f"id: {other_id}",
+                    [fdef.name],
+                )
 
     def _check_rules(self, odef: SObjectDef, new: Record) -> None:
         for rule in self.rules:
@@ -441,58 +451,27 @@ class SalesforceState:
     def _emit(
         self, odef: SObjectDef, key: str, new: Record | None, old: Record | None, actor: str
     ) -> None:
-        """Append the record's change event in CometD JSON form (field names, not bitmaps)."""
-        stamp = self._last_stamp
-        changed: list[str]
-        body: dict[str, Any]
-        if new is None:
-            change_type, body, changed = "DELETE", {}, []
-        elif old is None:
-            change_type, changed = "CREATE", []
-            body = {
-                n: _cdc(f, v)
-                for n, f in odef.fields.items()
-                if (v := new.get(n)) is not None and n not in ("Id", "SystemModstamp")
-            }
-        else:
-            change_type = "UPDATE"
-            changed = [
-                n
-                for n in odef.fields
-                if n not in ("SystemModstamp", "LastModifiedById") and new.get(n) != old.get(n)
-            ]
-            body = {n: _cdc(odef.fields[n], new.get(n)) for n in changed}
         self._commit_number += 1
-        header = {
-            "entityName": odef.name,
-            "recordIds": [key],
-            "changeType": change_type,
-            "changeOrigin": "com/salesforce/api/rest/62.0",
-            "transactionKey": str(uuid.uuid4()),
-            "sequenceNumber": 1,
-            "commitTimestamp": int(stamp.timestamp() * 1000),
-            "commitNumber": self._commit_number,
-            "commitUser": actor,
-            "nulledFields": [n for n in changed if new is not None and new.get(n) is None],
-            "diffFields": [],
-            "changedFields": changed,
-        }
         self.change_events.append(
-            {
-                "schema": f"{odef.name}ChangeEvent",
-                "payload": {"ChangeEventHeader": header, **body},
-                "event": {"replayId": len(self.change_events) + 1},
-            }
+            change_event(
+                odef,
+                key,
+                new,
+                old,
+                actor=actor,
+                stamp=self._last_stamp,
+                commit_number=self._commit_number,
+                replay_id=len(self.change_events) + 1,
+            )
         )
-
-
-def _cdc(fdef: FieldDef, value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return to_wire(fdef, value)
 
 
 def _same(fdef: FieldDef, left: Any, right: Any) -> bool:
     if isinstance(left, str) and isinstance(right, str) and fdef.type not in ("id", "reference"):
         return left.casefold() == right.casefold()
     return bool(left == right)
+
+
+def _index_key(value: Any) -> Any:
+    """Unique text values collide case-insensitively, as Salesforce's unique external ids do."""
+    return value.casefold() if isinstance(value, str) else value
