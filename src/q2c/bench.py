@@ -14,7 +14,8 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,6 +152,22 @@ def bench_sagas(url: str, count: int) -> BenchResult:
     )
 
 
+@contextmanager
+def _pg_schema(postgres_url: str) -> Iterator[str]:
+    """A throw-away schema per benchmark, so runs never see each other's rows."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_store_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    joiner = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{joiner}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -178,25 +195,13 @@ def run_benchmarks(
         saga.name += " [sqlite]"
         results.append(saga)
     if postgres_url:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_store_engine(postgres_url)
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        scoped = (
-            f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
-        )
-        try:
-            progress("ingest (postgresql)")
-            pg_ingest = bench_ingest(scoped, events)
-            pg_ingest.ratio_to_baseline = pg_ingest.per_second / baseline.per_second
-            pg_ingest.name += " [postgresql]"
-            results.append(pg_ingest)
-            progress("sagas (postgresql)")
-            pg_saga = bench_sagas(scoped, sagas)
-            pg_saga.name += " [postgresql]"
-            results.append(pg_saga)
-        finally:
-            with admin.begin() as connection:
-                connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-            admin.dispose()
+        for name, run in (("ingest", bench_ingest), ("sagas", bench_sagas)):
+            progress(f"{name} (postgresql)")
+            count = events if name == "ingest" else sagas
+            with _pg_schema(postgres_url) as scoped:
+                result = run(scoped, count)
+            result.name += " [postgresql]"
+            if name == "ingest":
+                result.ratio_to_baseline = result.per_second / baseline.per_second
+            results.append(result)
     return results

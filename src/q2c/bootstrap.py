@@ -91,6 +91,9 @@ class Hub:
 
     def close(self) -> None:
         self.connections.close()
+        closer = getattr(self.publisher, "close", None)
+        if closer is not None:
+            closer()
         self.db.dispose()
 
 
@@ -134,6 +137,10 @@ def bootstrap(
         lease=lease,
         max_replays=config.flows.opportunity_to_project.max_replays,
     )
+    if publisher is None and config.transport.kind == "nats":
+        from q2c.runtime.nats_transport import NatsPublisher
+
+        publisher = NatsPublisher(config.transport.url, stream=config.transport.stream)
     publisher = publisher or LocalPublisher()
     hub = Hub(
         config=config,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -40,14 +40,17 @@ ConfigOption = Annotated[
 def _config(path: Path | None) -> Any:
     from q2c.config import default_demo_config, load_config
 
-    if path is not None:
-        return load_config(path)
-    if Path("q2c.yaml").exists():
-        return load_config(Path("q2c.yaml"))
-    return default_demo_config()
+    try:
+        if path is not None:
+            return load_config(path)
+        if Path("q2c.yaml").exists():
+            return load_config(Path("q2c.yaml"))
+        return default_demo_config()
+    except Q2CError as error:
+        _fail(error)
 
 
-def _fail(error: Q2CError) -> None:
+def _fail(error: Q2CError) -> NoReturn:
     err_console.print(f"[bold red]{error.message}[/]")
     if error.suggested_fix:
         err_console.print(f"[yellow]fix:[/] {error.suggested_fix}")

@@ -15,7 +15,6 @@ from q2c.config import default_demo_config
 from q2c.connectors.memory import InMemoryCrm, InMemoryErp
 from q2c.connectors.registry import Connections
 from q2c.store.schema import inbox, transactions
-
 from tests.flows.helpers import approved_event, proposal
 
 CE = {"content-type": "application/cloudevents+json"}

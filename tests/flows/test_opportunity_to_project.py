@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from q2c.errors import RateLimitedError, RetriableError
 from q2c.flows.ports import ErpCustomer
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.store.schema import outbox, steps, xref
-
 from tests.flows.helpers import MAPPINGS, World, approved_event, proposal
 
 

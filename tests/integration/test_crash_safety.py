@@ -28,7 +28,6 @@ import yaml
 
 from q2c.store.db import create_store_engine
 from q2c.store.schema import exceptions, outbox, transactions
-
 from tests.conftest import PG_URL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,7 +43,7 @@ def _free_port() -> int:
 
 
 def _q2c(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - our own CLI
+    return subprocess.Popen(
         [sys.executable, "-m", "q2c.cli", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs,  # type: ignore[arg-type]
     )

@@ -109,6 +109,8 @@ class XrefHub:
                 xref.c.system == link.system,
             )
         ).scalar_one_or_none()
+        if current == link.external_id:
+            return  # a concurrent writer recorded this very link since the first read
         if current is not None:
             raise XrefConflictError(
                 f"{link.object_type.capitalize()} {link.canonical_id} already has {link.system} "

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from q2c.connectors.http import RestClient
+from q2c.errors import ValidationError
+from q2c.runtime.context import bind_correlation
+from q2c.runtime.payload_history import REDACTED, PayloadHistory, Redactor
+
+
+def test_redactor_hides_secrets_and_configured_pii():
+    redactor = Redactor(["email", "Tax_Id__c"])
+    body = redactor.body(b'{"Name": "Acme", "Tax_Id__c": "DE123", "contacts": '
+                         b'[{"email": "a@b.c"}], "access_token": "tok-XYZ"}')
+    assert "DE123" not in body and "a@b.c" not in body and "tok-XYZ" not in body
+    assert "Acme" in body and REDACTED in body
+    form = redactor.body(b"grant_type=client_credentials&client_secret=s3cret&client_id=x")
+    assert "s3cret" not in form and "client_id=x" in form
+    assert redactor.headers({"Authorization": "Bearer x", "Accept": "json"}) == {
+        "Authorization": REDACTED, "Accept": "json"}
+
+
+def test_outbound_exchange_is_kept_with_correlation_and_redacted(sqlite_db, clock):
+    history = PayloadHistory(sqlite_db, now=clock, retention=timedelta(days=1),
+                             redactor=Redactor(["email"]))
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        assert request.headers["X-Correlation-ID"] == "corr-1"
+        return httpx.Response(400, json={"error": "bad", "email": "x@y.z"})
+
+    client = RestClient(
+        system="vendor",
+        client=httpx.Client(transport=httpx.MockTransport(vendor), base_url="https://v"),
+        translate_error=lambda r: ValidationError("vendor refused the record"),
+        recorder=history.record_exchange,
+    )
+    with bind_correlation("corr-1"):
+        try:
+            client.request("POST", "/things", json={"email": "x@y.z", "name": "n"},
+                           headers={"Authorization": "Bearer secret"})
+        except ValidationError:
+            pass
+    [row] = history.for_correlation("corr-1")
+    assert row["direction"] == "outbound" and row["status"] == 400
+    assert "secret" not in row["request_headers"]
+    assert "x@y.z" not in row["request_body"] and "x@y.z" not in row["response_body"]
+    clock.advance(86_401)
+    assert history.purge_expired() == 1
+    assert history.for_correlation("corr-1") == []
