@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from q2c.connectors.http import RestClient
 from q2c.errors import ValidationError
@@ -36,12 +37,10 @@ def test_outbound_exchange_is_kept_with_correlation_and_redacted(sqlite_db, cloc
         translate_error=lambda r: ValidationError("vendor refused the record"),
         recorder=history.record_exchange,
     )
-    with bind_correlation("corr-1"):
-        try:
-            client.request("POST", "/things", json={"email": "x@y.z", "name": "n"},
-                           headers={"Authorization": "Bearer secret"})
-        except ValidationError:
-            pass
+    with bind_correlation("corr-1"), pytest.raises(ValidationError) as info:
+        client.request("POST", "/things", json={"email": "x@y.z", "name": "n"},
+                       headers={"Authorization": "Bearer secret"})
+    assert "POST https://v/things -> 400" in info.value.detail
     [row] = history.for_correlation("corr-1")
     assert row["direction"] == "outbound" and row["status"] == 400
     assert "secret" not in row["request_headers"]

@@ -205,14 +205,12 @@ class SagaEngine:
             ).scalar_one_or_none()
 
     # running ----------------------------------------------------------------------------
-    def run(self, transaction_id: str) -> RunOutcome:
-        """Run a transaction this worker has claimed, from its first unfinished step."""
+    def _load(self, transaction_id: str) -> tuple[Any, dict[str, dict[str, Any]]]:
+        """The transaction row and the outputs of its steps journaled done."""
         with self.db.connect() as connection:
             row = connection.execute(
                 select(transactions).where(transactions.c.id == transaction_id)
             ).one()
-            if row.status != "running" or row.claimed_by != self.worker_id:
-                return RunOutcome(transaction_id, "lost", row.current_step)
             done = {
                 r.step: loads(r.output) if r.output else {}
                 for r in connection.execute(
@@ -221,6 +219,13 @@ class SagaEngine:
                     )
                 )
             }
+        return row, done
+
+    def run(self, transaction_id: str) -> RunOutcome:
+        """Run a transaction this worker has claimed, from its first unfinished step."""
+        row, done = self._load(transaction_id)
+        if row.status != "running" or row.claimed_by != self.worker_id:
+            return RunOutcome(transaction_id, "lost", row.current_step)
         flow = self.flows[row.flow]
         event = CloudEvent.model_validate(loads(row.input))
         data = validate_data(event)
@@ -593,18 +598,7 @@ class SagaEngine:
 
     def preview(self, transaction_id: str) -> ReplayOutcome:
         """Dry run: run the remaining steps against shadow services; nothing is written."""
-        with self.db.connect() as connection:
-            row = connection.execute(
-                select(transactions).where(transactions.c.id == transaction_id)
-            ).one()
-            done = {
-                r.step: loads(r.output) if r.output else {}
-                for r in connection.execute(
-                    select(steps.c.step, steps.c.output).where(
-                        steps.c.transaction_id == transaction_id, steps.c.status == "done"
-                    )
-                )
-            }
+        row, done = self._load(transaction_id)
         flow = self.flows[row.flow]
         event = CloudEvent.model_validate(loads(row.input))
         services = self.services("shadow")

@@ -85,13 +85,7 @@ class XrefHub:
 
     def link_in(self, connection: Connection, link: XrefLink, *, changed_by: str) -> None:
         """Record ``link`` inside the caller's transaction (the engine's step completion)."""
-        owner = connection.execute(
-            select(xref.c.canonical_id).where(
-                xref.c.system == link.system,
-                xref.c.object_type == link.object_type,
-                xref.c.external_id == link.external_id,
-            )
-        ).scalar_one_or_none()
+        owner = _owner(connection, link)
         if owner == link.canonical_id:
             return
         if owner is not None:
@@ -102,13 +96,7 @@ class XrefHub:
                 system=link.system,
                 context={"existing": owner, "wanted": link.canonical_id},
             )
-        current = connection.execute(
-            select(xref.c.external_id).where(
-                xref.c.canonical_id == link.canonical_id,
-                xref.c.object_type == link.object_type,
-                xref.c.system == link.system,
-            )
-        ).scalar_one_or_none()
+        current = _current(connection, link)
         if current == link.external_id:
             return  # a concurrent writer recorded this very link since the first read
         if current is not None:
@@ -138,13 +126,7 @@ class XrefHub:
                     )
                 )
         except IntegrityError as exc:
-            winner = connection.execute(
-                select(xref.c.canonical_id).where(
-                    xref.c.system == link.system,
-                    xref.c.object_type == link.object_type,
-                    xref.c.external_id == link.external_id,
-                )
-            ).scalar_one_or_none()
+            winner = _owner(connection, link)
             if winner == link.canonical_id:
                 return
             raise XrefConflictError(
@@ -160,13 +142,7 @@ class XrefHub:
         the old id in history."""
         now = self.now()
         with self.engine.begin() as connection:
-            old = connection.execute(
-                select(xref.c.external_id).where(
-                    xref.c.canonical_id == link.canonical_id,
-                    xref.c.object_type == link.object_type,
-                    xref.c.system == link.system,
-                )
-            ).scalar_one_or_none()
+            old = _current(connection, link)
             if old is None:
                 self.link_in(connection, link, changed_by=changed_by)
                 return
@@ -209,3 +185,25 @@ class XrefHub:
                 .order_by(xref_history.c.id)
             )
             return [dict(row._mapping) for row in rows]
+
+
+def _owner(connection: Connection, link: XrefLink) -> str | None:
+    """The canonical id the link's external record belongs to, if any."""
+    return connection.execute(
+        select(xref.c.canonical_id).where(
+            xref.c.system == link.system,
+            xref.c.object_type == link.object_type,
+            xref.c.external_id == link.external_id,
+        )
+    ).scalar_one_or_none()
+
+
+def _current(connection: Connection, link: XrefLink) -> str | None:
+    """The external id the link's canonical object already has in that system, if any."""
+    return connection.execute(
+        select(xref.c.external_id).where(
+            xref.c.canonical_id == link.canonical_id,
+            xref.c.object_type == link.object_type,
+            xref.c.system == link.system,
+        )
+    ).scalar_one_or_none()
