@@ -29,7 +29,7 @@ from q2c.runtime.flow import Flow, FlowKey, Step, StepContext
 from q2c.runtime.inbox import Inbox, Routing
 from q2c.store.db import create_store_engine, upgrade
 
-__all__ = ["BenchResult", "run_benchmarks"]
+__all__ = ["BenchResult", "make_events", "noop_flow", "run_benchmarks"]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class BenchResult:
         return asdict(self)
 
 
-def _events(count: int, duplicate_every: int = 10) -> list[CloudEvent]:
+def make_events(count: int, duplicate_every: int = 10) -> list[CloudEvent]:
     events = []
     for i in range(count):
         n = i - 1 if i and i % duplicate_every == 0 else i  # every 10th repeats the previous id
@@ -70,7 +70,7 @@ def bench_baseline(path: Path, count: int) -> BenchResult:
         "CREATE TABLE raw (id INTEGER PRIMARY KEY, source TEXT, event_id TEXT, type TEXT, "
         "subject TEXT, payload TEXT, received_at TEXT, UNIQUE(source, event_id))"
     )
-    events = _events(count)
+    events = make_events(count)
     started = time.perf_counter()
     for offset in range(0, count, 500):
         rows = [
@@ -90,7 +90,7 @@ def bench_baseline(path: Path, count: int) -> BenchResult:
     return BenchResult("baseline: raw sqlite insert", count, seconds, count / seconds)
 
 
-def _noop_flow(steps: int = 6) -> Flow:
+def noop_flow(steps: int = 6) -> Flow:
     def key(event: CloudEvent, data: BaseModel) -> FlowKey:
         assert isinstance(data, OpportunityClosedWon)
         return FlowKey(data.opportunity_id, 1, data.legal_entity)
@@ -109,9 +109,9 @@ def _noop_flow(steps: int = 6) -> Flow:
 def bench_ingest(url: str, count: int, batch: int = 500) -> BenchResult:
     db = create_store_engine(url)
     upgrade(db)
-    flow = _noop_flow()
+    flow = noop_flow()
     inbox = Inbox(db, Routing({flow.name: flow}, lambda f, p: "live"), now=_utcnow)
-    events = _events(count)
+    events = make_events(count)
     started = time.perf_counter()
     for offset in range(0, count, batch):
         inbox.accept(events[offset : offset + batch])
@@ -123,9 +123,9 @@ def bench_ingest(url: str, count: int, batch: int = 500) -> BenchResult:
 def bench_sagas(url: str, count: int) -> BenchResult:
     db = create_store_engine(url)
     upgrade(db)
-    flow = _noop_flow()
+    flow = noop_flow()
     inbox = Inbox(db, Routing({flow.name: flow}, lambda f, p: "live"), now=_utcnow)
-    inbox.accept([e for i, e in enumerate(_events(count, duplicate_every=count + 1))])
+    inbox.accept([e for i, e in enumerate(make_events(count, duplicate_every=count + 1))])
     engine = SagaEngine(
         db, {flow.name: flow}, services=lambda mode: None, worker_id="bench", now=_utcnow
     )

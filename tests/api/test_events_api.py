@@ -51,7 +51,9 @@ def _rows(hub, table) -> int:
 
 
 def test_single_event_is_accepted_once_then_reported_duplicate(client, hub):
-    body = orjson.dumps(_event())
+    event = _event()
+    event["correlationid"] = "corr-api-1"
+    body = orjson.dumps(event)
     first = client.post("/v1/events", content=body, headers=CE)
     assert first.status_code == 202
     [result] = first.json()["results"]
@@ -61,6 +63,10 @@ def test_single_event_is_accepted_once_then_reported_duplicate(client, hub):
     assert again.json()["results"][0]["status"] == "duplicate"
     assert again.json()["duplicates"] == 1
     assert _rows(hub, inbox) == 1 and _rows(hub, transactions) == 1
+    kept = hub.payloads.for_correlation("corr-api-1")
+    assert [row["direction"] for row in kept] == ["inbound", "inbound"]
+    assert "US-TAX-006A" not in kept[0]["request_body"]  # tax ids are redacted PII
+    assert "Customer 006A Ltd" in kept[0]["request_body"]
 
 
 def test_batch_mixes_new_and_duplicate(client):
@@ -184,6 +190,9 @@ def test_xref_health_metrics_and_openapi(client, hub):
     assert client.get("/healthz").json() == {"status": "ok"}
     metrics = client.get("/metrics").text
     assert 'q2c_events_ingested_total{status="accepted",type="proposal.approved"}' in metrics
+    assert 'q2c_transactions_total{flow="opportunity_to_project",outcome="completed"}' in metrics
+    assert 'q2c_step_seconds_count{flow="opportunity_to_project",outcome="done",step="enrich"}' in (
+        metrics)
     spec = client.get("/openapi.json").json()
     assert "/v1/events" in spec["paths"]
     assert copy.deepcopy(spec)["info"]["title"] == "q2c"

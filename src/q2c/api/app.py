@@ -22,11 +22,11 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select, tuple_
 
 from q2c.api.errors import describe_validation_error
-from q2c.api.metrics import EVENTS_INGESTED, REGISTRY
 from q2c.bootstrap import Hub
 from q2c.canonical.events import INBOUND_TYPES, CloudEvent, validate_data
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.runtime.jsonutil import loads
+from q2c.runtime.metrics import EVENTS_INGESTED, REGISTRY
 from q2c.store.schema import steps, transactions
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -141,6 +141,15 @@ def create_app(hub: Hub, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
         if errors:
             return _problem(422, "Invalid event", errors[0]["message"], errors)
         receipts = await run_in_threadpool(hub.inbox.accept, events)
+        await run_in_threadpool(
+            hub.payloads.record_inbound,
+            system=request.headers.get("ce-source") or events[0].source,
+            operation=f"POST /v1/events ({len(events)} event{'s' if len(events) > 1 else ''})",
+            body=body,
+            correlation_id=events[0].correlationid,
+            headers=dict(request.headers),
+            status=202,
+        )
         for receipt, event in zip(receipts, events, strict=True):
             EVENTS_INGESTED.labels(type=event.type, status=receipt.status).inc()
         results = [

@@ -14,6 +14,7 @@ out; business-fix and fatal errors park the transaction in the exception queue a
 from __future__ import annotations
 
 import random
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from q2c.runtime.context import bind_correlation
 from q2c.runtime.exception_queue import ExceptionFilter, ExceptionQueue
 from q2c.runtime.flow import Flow, Mode, Step, StepContext, StepResult, step_key
 from q2c.runtime.jsonutil import dumps, loads
+from q2c.runtime.metrics import STEP_SECONDS, TRANSACTIONS_FINISHED
 from q2c.runtime.outbox import enqueue
 from q2c.runtime.xref import XrefHub
 from q2c.store.schema import exceptions, replays, steps, transactions
@@ -250,6 +252,7 @@ class SagaEngine:
                     results=done,
                     services=services,
                 )
+                began = time.perf_counter()
                 try:
                     if not started_next:
                         self._journal_started(context, position)
@@ -261,6 +264,7 @@ class SagaEngine:
                     log.warning("lease lost; another worker owns the transaction")
                     return RunOutcome(transaction_id, "lost", step.name)
                 except Q2CError as error:
+                    _observe(flow.name, step.name, error.kind, began)
                     return self._fail(context, row, step, error)
                 except OperationalError as exc:  # the hub's own store hiccuped: try again
                     error = RetriableError(
@@ -273,10 +277,12 @@ class SagaEngine:
                         detail="".join(traceback.format_exception(exc))[-4000:],
                     )
                     return self._fail(context, row, step, error)
+                _observe(flow.name, step.name, "done", began)
                 done[step.name] = result.output
                 attempt = 1
                 log.info("step done", step=step.name, attempt=context.attempt)
         log.info("transaction completed")
+        TRANSACTIONS_FINISHED.labels(flow=flow.name, outcome="completed").inc()
         return RunOutcome(transaction_id, "completed")
 
     def _owned(self, transaction_id: str) -> Any:
@@ -428,6 +434,7 @@ class SagaEngine:
                 ).rowcount
                 if not claimed:
                     return RunOutcome(context.transaction_id, "lost", step.name, error)
+                TRANSACTIONS_FINISHED.labels(flow=context.flow, outcome="retry_wait").inc()
                 log.info(
                     "step will retry",
                     step=step.name,
@@ -458,6 +465,7 @@ class SagaEngine:
             if not claimed:
                 return RunOutcome(context.transaction_id, "lost", step.name, error)
             self._park_in(connection, context, row, step, error, attempt, now)
+        TRANSACTIONS_FINISHED.labels(flow=context.flow, outcome="parked").inc()
         log.warning("transaction parked", step=step.name, error=error.message, kind=error.kind)
         return RunOutcome(context.transaction_id, "parked", step.name, error)
 
@@ -640,6 +648,10 @@ class SagaEngine:
             from_step=row.current_step,
             intended_writes=intended,
         )
+
+
+def _observe(flow: str, step: str, outcome: str, began: float) -> None:
+    STEP_SECONDS.labels(flow=flow, step=step, outcome=outcome).observe(time.perf_counter() - began)
 
 
 def _as_result(value: StepResult | dict[str, Any] | None) -> StepResult:
