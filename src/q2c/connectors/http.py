@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import httpx
 
 from q2c.errors import AuthError, Q2CError, RateLimitedError, RetriableError
+from q2c.mapping.value_maps import system_display_name
 from q2c.runtime.context import CORRELATION_HEADER, current_correlation_id
 
 __all__ = [
@@ -126,6 +127,7 @@ class RestClient:
         recorder: ExchangeRecorder | None = None,
     ) -> None:
         self.system = system
+        self.display = system_display_name(system)
         self.client = client
         self.translate_error = translate_error
         self.auth = auth
@@ -159,14 +161,14 @@ class RestClient:
         except httpx.TimeoutException as exc:
             self._record(request, None, started, f"timeout: {exc}")
             raise RetriableError(
-                f"{self.system} did not answer in time",
+                f"{self.display} did not answer in time",
                 detail=f"{method} {request.url}: {type(exc).__name__}: {exc}",
                 system=self.system,
             ) from exc
         except httpx.TransportError as exc:
             self._record(request, None, started, f"transport: {exc}")
             raise RetriableError(
-                f"{self.system} could not be reached",
+                f"{self.display} could not be reached",
                 detail=f"{method} {request.url}: {type(exc).__name__}: {exc}",
                 system=self.system,
             ) from exc
@@ -184,20 +186,20 @@ class RestClient:
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             return RateLimitedError(
-                f"{self.system} asked q2c to slow down (rate limit)",
+                f"{self.display} asked q2c to slow down (rate limit)",
                 retry_after=retry_after,
                 detail=f"{where}: {body}",
                 system=self.system,
             )
         if status >= 500:
             return RetriableError(
-                f"{self.system} had a server error ({status})",
+                f"{self.display} had a server error ({status})",
                 detail=f"{where}: {body}",
                 system=self.system,
             )
         if status == 401:
             return AuthError(
-                f"{self.system} rejected q2c's credentials",
+                f"{self.display} rejected q2c's credentials",
                 detail=f"{where}: {body}",
                 system=self.system,
             )

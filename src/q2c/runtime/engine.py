@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from q2c.canonical.events import CloudEvent, TransactionFailed, new_event, validate_data
 from q2c.errors import FatalError, Q2CError, RateLimitedError, RetriableError
+from q2c.mapping.value_maps import system_display_name
 from q2c.runtime.context import bind_correlation
 from q2c.runtime.exception_queue import ExceptionFilter, ExceptionQueue
 from q2c.runtime.flow import Flow, Mode, Step, StepContext, StepResult, step_key
@@ -447,9 +448,10 @@ class SagaEngine:
                 error.message = (
                     f"{error.message}; gave up after {attempt} attempts at step '{step.name}'"
                 )
+                who = system_display_name(error.system) if error.system else "The system"
                 error.suggested_fix = (
-                    f"{error.system or 'The system'} kept failing for {attempt} attempts. Check "
-                    "that it is up (vendor status page, credentials, limits), then replay."
+                    f"{who} kept failing for {attempt} attempts. Check that it is up (vendor "
+                    "status page, credentials, limits), then replay."
                 )
             claimed = connection.execute(
                 update(transactions)
