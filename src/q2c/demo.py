@@ -380,7 +380,7 @@ def _summary(
         )
     booked = _booked_totals(orders, currencies)
     with hub.db.connect() as connection:
-        events = dict(
+        events: dict[str, int] = dict(
             connection.execute(select(outbox.c.type, func.count()).group_by(outbox.c.type)).all()
         )
     distinct_accounts = len({d["account_id"] for d in deals})

@@ -16,7 +16,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from q2c.canonical.base import CanonicalModel
-from q2c.canonical.models import BillingEvent, Invoice, Money, Payment, Proposal
+from q2c.canonical.models import BillingEvent, Invoice, Payment, Proposal
+from q2c.canonical.money import Money
 
 __all__ = [
     "INBOUND_TYPES",
@@ -150,7 +151,8 @@ _ADAPTERS: dict[str, TypeAdapter[Any]] = {
 
 def validate_data(event: CloudEvent) -> BaseModel:
     """Validate ``event.data`` against the model of its type; raises pydantic.ValidationError."""
-    return _ADAPTERS[event.type].validate_python(event.data)
+    model: BaseModel = _ADAPTERS[event.type].validate_python(event.data)
+    return model
 
 
 def new_event(

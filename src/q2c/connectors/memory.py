@@ -76,12 +76,13 @@ class InMemoryErp:
         self, *, external_id: str | None, tax_id: str | None, legal_name: str | None
     ) -> ErpCustomer | None:
         self.fault("find_customer")
-        for match in (
-            lambda c: external_id is not None and c.external_id == external_id,
-            lambda c: tax_id is not None and c.tax_id == tax_id,
-            lambda c: legal_name is not None and c.legal_name.lower() == legal_name.lower(),
+        customers = list(self.customers.values())
+        for found in (
+            [c for c in customers if external_id is not None and c.external_id == external_id],
+            [c for c in customers if tax_id is not None and c.tax_id == tax_id],
+            [c for c in customers
+             if legal_name is not None and c.legal_name.lower() == legal_name.lower()],
         ):
-            found = [c for c in self.customers.values() if match(c)]
             if found:
                 return found[0]
         return None

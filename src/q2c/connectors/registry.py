@@ -119,7 +119,7 @@ def _salesforce(
             login_url=login_url,
             client_id=auth.secret("client_id").get_secret_value(),
             jwt_private_key=auth.secret("private_key").get_secret_value(),
-            username=auth.username,  # type: ignore[union-attr]
+            username=auth.username,
             recorder=recorder,
             bucket=bucket,
         )

@@ -16,7 +16,7 @@ import asyncio
 import fnmatch
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -26,17 +26,22 @@ import anyio.from_thread
 import httpx
 
 __all__ = [
+    "ASGIApp",
     "Fault",
     "FaultInjector",
     "FaultPlan",
     "InProcessTransport",
+    "Receive",
+    "Scope",
+    "Send",
     "VendorErrorBody",
 ]
 
 FaultKind = Literal["rate_limit", "server_error", "timeout", "slow", "unavailable"]
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Builds the vendor's own error body for an injected status: (status, kind) -> (body, headers)
@@ -140,7 +145,7 @@ class FaultInjector:
             await self.app(scope, receive, send)
         elif fault.kind == "timeout":
             # The vendor applies the write, then the answer never arrives in time.
-            async def hold_back(message: dict[str, Any]) -> None:
+            async def hold_back(message: Message) -> None:
                 if message["type"] == "http.response.start":
                     await asyncio.sleep(fault.delay)
                 await send(message)

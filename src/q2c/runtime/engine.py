@@ -268,16 +268,16 @@ class SagaEngine:
                     _observe(flow.name, step.name, error.kind, began)
                     return self._fail(context, row, step, error)
                 except OperationalError as exc:  # the hub's own store hiccuped: try again
-                    error = RetriableError(
+                    busy = RetriableError(
                         "q2c's database was unavailable", detail=str(exc)[-2000:], system="q2c"
                     )
-                    return self._fail(context, row, step, error)
+                    return self._fail(context, row, step, busy)
                 except Exception as exc:  # a bug must park the transaction, not kill the worker
-                    error = FatalError(
+                    bug = FatalError(
                         f"Unexpected error in step '{step.name}'",
                         detail="".join(traceback.format_exception(exc))[-4000:],
                     )
-                    return self._fail(context, row, step, error)
+                    return self._fail(context, row, step, bug)
                 _observe(flow.name, step.name, "done", began)
                 done[step.name] = result.output
                 attempt = 1

@@ -129,7 +129,9 @@ class ExceptionQueue:
                 created_at=self.now(),
             )
         )
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def resolve_for_key_in(
         self, connection: Connection, *, flow: str, business_key: str, transaction_id: str

@@ -29,11 +29,11 @@ from typing import Any
 
 import httpx
 import jwt
-from authlib.oauth1 import ClientAuth  # type: ignore[import-untyped]
-from authlib.oauth1.rfc5849.signature import (  # type: ignore[import-untyped]
+from authlib.oauth1 import ClientAuth
+from authlib.oauth1.rfc5849.signature import (
     generate_signature_base_string,
 )
-from authlib.oauth1.rfc5849.util import escape  # type: ignore[import-untyped]
+from authlib.oauth1.rfc5849.util import escape
 from cryptography.hazmat.primitives import serialization
 
 from q2c.connectors.http import parse_retry_after

@@ -17,7 +17,6 @@ inside and reset the account; it is not part of NetSuite.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
@@ -40,13 +39,10 @@ from q2c.connectors.netsuite.schema import record_type
 from q2c.connectors.netsuite.server_auth import AccountAuth, TokenRefusedError
 from q2c.connectors.netsuite.state import NetSuiteState
 from q2c.connectors.netsuite.wire import NetSuiteApiError
+from q2c.connectors.sandbox import ASGIApp, Receive, Scope, Send
 
 __all__ = ["ConcurrencyGovernor", "EmulatorConfig", "build_app", "netsuite_error_body"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Access = Literal["read", "write"]
 
 MAX_PAGE = 1000
