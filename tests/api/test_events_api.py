@@ -178,6 +178,11 @@ def test_exception_listing_and_replay(client, hub):
     assert replayed.status_code == 200 and replayed.json()["from_step"] == "enrich"
     hub.engine.run_due()
     assert client.get("/v1/exceptions").json() == []
+    detail = client.get(f"/v1/transactions/{parked['transaction_id']}").json()
+    assert detail["status"] == "completed"
+    assert [(r["requested_by"], r["dry_run"], r["from_step"]) for r in detail["replays"]] == [
+        ("ops", True, "enrich"), ("ops", False, "enrich")]
+    assert [e["status"] for e in detail["exceptions"]] == ["resolved"]
     again = client.post(f"/v1/exceptions/{parked['id']}/replay", json={"requested_by": "ops"})
     assert again.status_code == 409
 

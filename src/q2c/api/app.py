@@ -27,7 +27,7 @@ from q2c.canonical.events import INBOUND_TYPES, CloudEvent, validate_data
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.runtime.jsonutil import loads
 from q2c.runtime.metrics import EVENTS_INGESTED, REGISTRY
-from q2c.store.schema import steps, transactions
+from q2c.store.schema import replays, steps, transactions
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -207,6 +207,11 @@ def create_app(hub: Hub, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
             ).one_or_none()
             if row is None:
                 raise HTTPException(404, f"no transaction {transaction_id}")
+            replay_rows = connection.execute(
+                select(replays)
+                .where(replays.c.transaction_id == transaction_id)
+                .order_by(replays.c.id)
+            ).all()
             timeline = connection.execute(
                 select(steps)
                 .where(steps.c.transaction_id == transaction_id)
@@ -235,6 +240,16 @@ def create_app(hub: Hub, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
                 for e in hub.engine.exception_queue.list(
                     ExceptionFilter(status=None, transaction_id=transaction_id)
                 )
+            ],
+            "replays": [
+                {
+                    "requested_by": r.requested_by,
+                    "requested_at": r.requested_at,
+                    "reason": r.reason,
+                    "dry_run": bool(r.dry_run),
+                    "from_step": r.from_step,
+                }
+                for r in replay_rows
             ],
             "payloads": hub.payloads.for_correlation(row.correlation_id),
         }
