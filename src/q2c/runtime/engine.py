@@ -79,6 +79,10 @@ _COMPLETE = (
         updated_at=bindparam("b_now"),
     )
 )
+_LOAD_TRANSACTION = select(transactions).where(transactions.c.id == bindparam("b_tx"))
+_LOAD_DONE_STEPS = select(steps.c.step, steps.c.output).where(
+    steps.c.transaction_id == bindparam("b_tx"), steps.c.status == "done"
+)
 _STEP_DONE = (
     update(steps)
     .where(steps.c.idempotency_key == bindparam("b_key"))
@@ -208,25 +212,31 @@ class SagaEngine:
             ).scalar_one_or_none()
 
     # running ----------------------------------------------------------------------------
-    def _load(self, transaction_id: str) -> tuple[Any, dict[str, dict[str, Any]]]:
+    def _load(
+        self, transaction_id: str, connection: Connection | None = None
+    ) -> tuple[Any, dict[str, dict[str, Any]]]:
         """The transaction row and the outputs of its steps journaled done."""
-        with self.db.connect() as connection:
-            row = connection.execute(
-                select(transactions).where(transactions.c.id == transaction_id)
-            ).one()
+        if connection is None:
+            with self.db.connect() as own:
+                return self._load(transaction_id, own)
+        with connection.begin():
+            row = connection.execute(_LOAD_TRANSACTION, {"b_tx": transaction_id}).one()
             done = {
                 r.step: loads(r.output) if r.output else {}
-                for r in connection.execute(
-                    select(steps.c.step, steps.c.output).where(
-                        steps.c.transaction_id == transaction_id, steps.c.status == "done"
-                    )
-                )
+                for r in connection.execute(_LOAD_DONE_STEPS, {"b_tx": transaction_id})
             }
         return row, done
 
     def run(self, transaction_id: str) -> RunOutcome:
-        """Run a transaction this worker has claimed, from its first unfinished step."""
-        row, done = self._load(transaction_id)
+        """Run a transaction this worker has claimed, from its first unfinished step.
+
+        One connection serves the whole run; each journal write is its own short transaction.
+        """
+        with self.db.connect() as connection:
+            return self._run(connection, transaction_id)
+
+    def _run(self, connection: Connection, transaction_id: str) -> RunOutcome:
+        row, done = self._load(transaction_id, connection)
         if row.status != "running" or row.claimed_by != self.worker_id:
             return RunOutcome(transaction_id, "lost", row.current_step)
         flow = self.flows[row.flow]
@@ -256,28 +266,28 @@ class SagaEngine:
                 began = time.perf_counter()
                 try:
                     if not started_next:
-                        self._journal_started(context, position)
+                        self._journal_started(connection, context, position)
                     result = _as_result(step.run(context))
                     last = position == len(flow.steps) - 1
-                    self._journal_done(context, row, flow, step, position, result, last)
+                    self._journal_done(connection, context, row, flow, step, position, result, last)
                     started_next = not last
                 except LeaseLostError:
                     log.warning("lease lost; another worker owns the transaction")
                     return RunOutcome(transaction_id, "lost", step.name)
                 except Q2CError as error:
                     _observe(flow.name, step.name, error.kind, began)
-                    return self._fail(context, row, step, error)
+                    return self._fail(connection, context, row, step, error)
                 except OperationalError as exc:  # the hub's own store hiccuped: try again
                     busy = RetriableError(
                         "q2c's database was unavailable", detail=str(exc)[-2000:], system="q2c"
                     )
-                    return self._fail(context, row, step, busy)
+                    return self._fail(connection, context, row, step, busy)
                 except Exception as exc:  # a bug must park the transaction, not kill the worker
                     bug = FatalError(
                         f"Unexpected error in step '{step.name}'",
                         detail="".join(traceback.format_exception(exc))[-4000:],
                     )
-                    return self._fail(context, row, step, bug)
+                    return self._fail(connection, context, row, step, bug)
                 _observe(flow.name, step.name, "done", began)
                 done[step.name] = result.output
                 attempt = 1
@@ -293,10 +303,10 @@ class SagaEngine:
             transactions.c.status == "running",
         )
 
-    def _journal_started(self, context: StepContext, position: int) -> None:
+    def _journal_started(self, connection: Connection, context: StepContext, position: int) -> None:
         """Record "started" for a step before its side effect, and renew the lease."""
         now = self.now()
-        with self.db.begin() as connection:
+        with connection.begin():
             claimed = connection.execute(
                 _TOUCH,
                 {
@@ -348,6 +358,7 @@ class SagaEngine:
 
     def _journal_done(
         self,
+        connection: Connection,
         context: StepContext,
         row: Any,
         flow: Flow,
@@ -360,7 +371,7 @@ class SagaEngine:
         and, unless it was the last, the next step is recorded as started."""
         now = self.now()
         owned = {"b_tx": context.transaction_id, "b_worker": self.worker_id, "b_now": now}
-        with self.db.begin() as connection:
+        with connection.begin():
             if last:
                 claimed = connection.execute(_COMPLETE, owned).rowcount
             else:
@@ -408,11 +419,18 @@ class SagaEngine:
                     now,
                 )
 
-    def _fail(self, context: StepContext, row: Any, step: Step, error: Q2CError) -> RunOutcome:
+    def _fail(
+        self,
+        connection: Connection,
+        context: StepContext,
+        row: Any,
+        step: Step,
+        error: Q2CError,
+    ) -> RunOutcome:
         now = self.now()
         attempt = context.attempt
         retry = isinstance(error, RetriableError) and not step.retry.exhausted(attempt)
-        with self.db.begin() as connection:
+        with connection.begin():
             connection.execute(
                 update(steps)
                 .where(steps.c.idempotency_key == context.idempotency_key)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, insert, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, update
 
 from q2c.errors import Q2CError
 from q2c.runtime.jsonutil import dumps, loads
@@ -76,6 +76,18 @@ class ExceptionFilter:
         return query
 
 
+# Runs at the end of every successful transaction, so it is built once.
+_RESOLVE_FOR_KEY = (
+    update(exceptions)
+    .where(
+        exceptions.c.flow == bindparam("b_flow"),
+        exceptions.c.business_key == bindparam("b_key"),
+        exceptions.c.status.in_(("open", "replaying")),
+    )
+    .values(status="resolved", resolution=bindparam("b_resolution"), resolved_at=bindparam("b_now"))
+)
+
+
 def _parked(row: Any) -> ParkedException:
     values = dict(row._mapping)
     values["context"] = loads(values["context"])
@@ -136,18 +148,15 @@ class ExceptionQueue:
     def resolve_for_key_in(
         self, connection: Connection, *, flow: str, business_key: str, transaction_id: str
     ) -> int:
+        """On success: resolve every open exception of this flow and business key."""
         return connection.execute(
-            update(exceptions)
-            .where(
-                exceptions.c.flow == flow,
-                exceptions.c.business_key == business_key,
-                exceptions.c.status.in_(("open", "replaying")),
-            )
-            .values(
-                status="resolved",
-                resolution=f"completed by transaction {transaction_id}",
-                resolved_at=self.now(),
-            )
+            _RESOLVE_FOR_KEY,
+            {
+                "b_flow": flow,
+                "b_key": business_key,
+                "b_resolution": f"completed by transaction {transaction_id}",
+                "b_now": self.now(),
+            },
         ).rowcount
 
     def list(
