@@ -280,15 +280,7 @@ def connect_netsuite_m2m(
         private_key_pem=private_key_pem,
         algorithm=algorithm,
     )
-    rest = RestClient(
-        system=SYSTEM,
-        client=client,
-        translate_error=translate_error,
-        auth=auth,
-        bucket=bucket,
-        recorder=recorder,
-    )
-    return NetSuiteErp(rest, account_id, base_url=base, page_size=page_size)
+    return _erp(client, auth, account_id, base, page_size, recorder, bucket)
 
 
 def connect_netsuite_tba(
@@ -312,6 +304,18 @@ def connect_netsuite_tba(
         token_id=token_id,
         token_secret=token_secret,
     )
+    return _erp(client, auth, account_id, base_url, page_size, recorder, bucket)
+
+
+def _erp(
+    client: httpx.Client,
+    auth: httpx.Auth,
+    account_id: str,
+    base_url: str | None,
+    page_size: int,
+    recorder: ExchangeRecorder | None,
+    bucket: TokenBucket | None,
+) -> NetSuiteErp:
     rest = RestClient(
         system=SYSTEM,
         client=client,
