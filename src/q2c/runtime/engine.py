@@ -148,6 +148,7 @@ class SagaEngine:
         self.rng = rng or random.Random()
         self.exception_queue = ExceptionQueue(db, now=now)
         self.xref = XrefHub(db, now=now)
+        self._claimed: dict[str, tuple[Any, dict[str, dict[str, Any]]]] = {}
 
     # claiming ---------------------------------------------------------------------------
     def claim(self, limit: int = 50) -> list[str]:
@@ -185,7 +186,24 @@ class SagaEngine:
                         updated_at=now,
                     )
                 )
+                self._prefetch(connection, ids)
         return ids
+
+    def _prefetch(self, connection: Connection, ids: list[str]) -> None:
+        """Read the claimed rows and their finished steps inside the claim's own commit, so
+        ``run`` need not open another. Safe: every later write re-checks the lease."""
+        rows = {
+            r.id: r
+            for r in connection.execute(select(transactions).where(transactions.c.id.in_(ids)))
+        }
+        done: dict[str, dict[str, dict[str, Any]]] = {i: {} for i in ids}
+        for r in connection.execute(
+            select(steps.c.transaction_id, steps.c.step, steps.c.output).where(
+                steps.c.transaction_id.in_(ids), steps.c.status == "done"
+            )
+        ):
+            done[r.transaction_id][r.step] = loads(r.output) if r.output else {}
+        self._claimed.update({i: (rows[i], done[i]) for i in ids if i in rows})
 
     def release_own_claims(self) -> int:
         """On start: a restarted worker takes back what it held when it died."""
@@ -236,7 +254,8 @@ class SagaEngine:
             return self._run(connection, transaction_id)
 
     def _run(self, connection: Connection, transaction_id: str) -> RunOutcome:
-        row, done = self._load(transaction_id, connection)
+        prefetched = self._claimed.pop(transaction_id, None)
+        row, done = prefetched or self._load(transaction_id, connection)
         if row.status != "running" or row.claimed_by != self.worker_id:
             return RunOutcome(transaction_id, "lost", row.current_step)
         flow = self.flows[row.flow]

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.exc import OperationalError
 
 if TYPE_CHECKING:
     from q2c.bootstrap import Hub
@@ -81,7 +82,14 @@ def run_worker(
                 poller.poll()
             except Q2CError as error:
                 log.warning("crm poll failed", error=error.message, detail=error.detail)
-        ran = run_until_idle(hub, max_wait_seconds=poll_seconds)
+        try:
+            ran = run_until_idle(hub, max_wait_seconds=poll_seconds)
+        except OperationalError as exc:
+            # The store is briefly unavailable (locked, failing over): keep the worker alive;
+            # leases make sure nothing it held is lost or run twice.
+            log.error("store unavailable; backing off", detail=str(exc)[-500:])
+            time.sleep(min(5.0, poll_seconds * 4))
+            continue
         if once and hub.engine.next_due_at() is None:
             break
         if not ran:
