@@ -42,11 +42,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _q2c(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+def _q2c(*args: str, output: object = subprocess.DEVNULL, **kwargs: object
+         ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "q2c.cli", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs,  # type: ignore[arg-type]
+        stdout=output, stderr=subprocess.STDOUT if output is not subprocess.DEVNULL
+        else subprocess.PIPE, **kwargs,  # type: ignore[call-overload]
     )
+
+
+def _wait_until_started(worker: subprocess.Popen[bytes], log: Path) -> None:
+    """Imports and migrations take a second or two on a loaded machine; the kill clock
+    starts when the worker says it runs, so kills land in the work, not in start-up."""
+    deadline = time.monotonic() + 60
+    while "worker started" not in log.read_text():
+        if worker.poll() is not None:
+            pytest.fail(f"worker died by itself: {log.read_text()[-2000:]}")
+        assert time.monotonic() < deadline, f"worker did not start: {log.read_text()[-2000:]}"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -160,10 +173,13 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, sandbox
     kills = 0
     after_kill: list[Counter[str]] = []
     for round_no in range(KILLS):
-        worker = _q2c(*worker_args, "--id", f"w{round_no % 2}", env=env)
-        time.sleep(rng.uniform(0.8, 2.5))
+        log = tmp_path / f"worker-{round_no}.log"
+        with log.open("wb") as sink:
+            worker = _q2c(*worker_args, "--id", f"w{round_no % 2}", env=env, output=sink)
+        _wait_until_started(worker, log)
+        time.sleep(rng.uniform(0.2, 1.5))
         if worker.poll() is not None:
-            pytest.fail(f"worker died by itself: {worker.stderr.read().decode()[-2000:]}")
+            pytest.fail(f"worker died by itself: {log.read_text()[-2000:]}")
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         kills += 1
@@ -184,7 +200,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path, sandbox
     assert kills == KILLS
     print("statuses after each kill:", after_kill)
     # the kills must have landed mid-work: some sagas were cut while running
-    assert sum(1 for s in after_kill if s.get("running")) >= 2, after_kill
+    worker_logs = "\n".join(
+        (tmp_path / f"worker-{n}.log").read_text()[-800:] for n in range(KILLS))
+    assert sum(1 for s in after_kill if s.get("running")) >= 2, (after_kill, worker_logs)
     assert after_kill[0].get("completed", 0) < DEALS, "work finished before the first kill"
     statuses = _statuses(db)
     assert statuses == Counter({"completed": DEALS}), statuses
