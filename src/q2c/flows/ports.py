@@ -8,19 +8,51 @@ upsert-by-external-id makes a repeated write land on the same record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal, Protocol, runtime_checkable
 
 from q2c.canonical.events import OpportunityClosedWon
-from q2c.canonical.models import Contract, Customer, Project, Proposal
+from q2c.canonical.models import (
+    Contract,
+    Customer,
+    ExchangeRate,
+    Invoice,
+    Item,
+    Payment,
+    Project,
+    Proposal,
+    TaxCode,
+)
 from q2c.canonical.money import Money
 
 __all__ = [
+    "ArLedgerPort",
+    "BilledItem",
+    "BillingCustomerRef",
+    "BillingLine",
+    "BillingPort",
     "ClosedWonPage",
     "CrmPort",
+    "DeliveryKind",
+    "DeliveryPage",
+    "DeliveryRecord",
     "ErpCustomer",
+    "ErpInvoice",
+    "ErpInvoiceLine",
+    "ErpPayment",
     "ErpPort",
     "ErpRecordRef",
+    "InvoicePage",
+    "InvoicePostingRefs",
+    "JournalLine",
+    "JournalPort",
+    "JournalRequest",
+    "PaymentPage",
+    "PsaPort",
+    "ReferenceDataPort",
     "SalesOrderRefs",
 ]
 
@@ -108,3 +140,268 @@ class ErpPort(Protocol):
     def upsert_sales_order(
         self, contract: Contract, *, external_id: str, refs: SalesOrderRefs
     ) -> ErpRecordRef: ...
+
+
+# --- delivery (PSA) ------------------------------------------------------------------------
+
+DeliveryKind = Literal["time", "expense", "milestone"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One approved time entry, approved expense or completed milestone, as the PSA holds it.
+
+    Ids are the PSA's own: ``project_ref`` is the PSA project (workspace) id; the hub maps it
+    to its canonical project through the cross-reference hub. ``quantity`` is in ``unit``
+    (time: hours, exact to 1/1,000,000 of an hour; expense: 1; milestone: 1). ``amount`` is
+    set for expenses (what was spent, in the expense's currency) and for milestones with a
+    fixed amount; ``percent`` for milestones billed as a share of the contract.
+    """
+
+    kind: DeliveryKind
+    system_id: str
+    project_ref: str
+    work_date: date
+    quantity: Decimal
+    unit: Literal["hour", "day", "unit", "each"]
+    updated_at: datetime
+    approved_at: datetime | None = None
+    role: str | None = None
+    service_item: str | None = None
+    person: str | None = None
+    amount: Money | None = None
+    percent: Decimal | None = None
+    description: str = ""
+    expense_category: str | None = None
+    billable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    records: list[DeliveryRecord]
+    watermark: str | None
+
+
+@runtime_checkable
+class PsaPort(Protocol):
+    system: str
+
+    def approved_delivery_since(self, watermark: str | None) -> DeliveryPage:
+        """Approved time and expenses and completed milestones changed after ``watermark``
+        (all pages), oldest first; the watermark to poll from next."""
+        ...
+
+    def upsert_project(
+        self, project: Project, *, external_id: str, customer_name: str
+    ) -> ErpRecordRef:
+        """Create (or find, by ``external_id``) the PSA project people log time against."""
+        ...
+
+
+# --- billing platform ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BillingCustomerRef:
+    billing_id: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BillingLine:
+    """One priced line to put on the customer's next invoice.
+
+    ``external_id`` is the idempotency key: sending the same line twice must leave one item.
+    ``amount`` is what is billed (already rated, capped and converted); quantity and unit
+    price are shown to the customer and kept in metadata for reconciliation.
+    """
+
+    external_id: str
+    description: str
+    service_item: str
+    quantity: Decimal
+    unit_price: Money
+    amount: Money
+    period_start: date
+    period_end: date
+    tax_code: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BilledItem:
+    billing_id: str
+    external_id: str
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePage:
+    invoices: list[Invoice]
+    watermark: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPage:
+    payments: list[Payment]
+    watermark: str | None
+
+
+@runtime_checkable
+class BillingPort(Protocol):
+    """The billing platform: it owns invoices; the hub feeds it lines and reads them back.
+
+    Canonical ``Invoice``/``Payment`` objects returned here carry the billing platform's ids in
+    ``xrefs[system]`` and the customer's billing id in ``customer_id``.
+    """
+
+    system: str
+
+    def upsert_customer(self, customer: Customer, *, external_id: str) -> BillingCustomerRef: ...
+
+    def add_invoice_items(
+        self, customer_billing_id: str, lines: Sequence[BillingLine]
+    ) -> list[BilledItem]:
+        """Pending items for the customer's next invoice, one per line, idempotent per line."""
+        ...
+
+    def create_invoice(
+        self,
+        customer_billing_id: str,
+        *,
+        external_id: str,
+        currency: str,
+        due_date: date,
+        memo: str,
+        metadata: dict[str, str],
+    ) -> str:
+        """A draft invoice that takes the customer's pending items; returns its id."""
+        ...
+
+    def finalize_invoice(self, invoice_id: str) -> Invoice: ...
+
+    def fetch_invoice(self, invoice_id: str) -> Invoice: ...
+
+    def finalized_invoices_since(self, watermark: str | None) -> InvoicePage: ...
+
+    def payments_since(self, watermark: str | None) -> PaymentPage: ...
+
+    def record_erp_reference(self, invoice_id: str, *, erp_system: str, erp_number: str) -> None:
+        """Write the ERP document number back onto the invoice (metadata)."""
+        ...
+
+
+# --- ledger (ERP) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePostingRefs:
+    """ERP ids an AR invoice needs, resolved from mappings and the xref hub by the flow."""
+
+    customer_erp_id: str
+    subsidiary: str
+    currency_erp_id: str
+    items: dict[str, str]  # canonical service item -> ERP item id
+    tax_codes: dict[str, str]  # canonical tax code -> ERP tax code id
+    department: str | None = None
+    ar_account: str | None = None
+    memo: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ErpInvoiceLine:
+    item_erp_id: str
+    amount: Money
+    tax_amount: Money
+    tax_code_erp_id: str | None = None
+    quantity: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErpInvoice:
+    """An AR invoice as the ERP computed it, read back for the to-the-cent comparison."""
+
+    erp_id: str
+    external_id: str
+    number: str
+    currency: str
+    subtotal: Money
+    tax_total: Money
+    total: Money
+    amount_remaining: Money
+    lines: list[ErpInvoiceLine]
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErpPayment:
+    erp_id: str
+    external_id: str
+    applied: Money
+    unapplied: Money
+
+
+@runtime_checkable
+class ArLedgerPort(Protocol):
+    system: str
+
+    def upsert_invoice(
+        self, invoice: Invoice, *, external_id: str, refs: InvoicePostingRefs
+    ) -> ErpRecordRef: ...
+
+    def read_invoice(self, erp_id: str) -> ErpInvoice: ...
+
+    def apply_payment(
+        self,
+        payment: Payment,
+        *,
+        external_id: str,
+        customer_erp_id: str,
+        subsidiary: str,
+        currency_erp_id: str,
+        applications: Sequence[tuple[str, Money]],  # (ERP invoice id, amount)
+    ) -> ErpPayment:
+        """Record the payment and apply it; what is not applied stays as unapplied credit."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class JournalLine:
+    account: str  # ERP account id
+    debit: Money | None = None
+    credit: Money | None = None
+    memo: str = ""
+    department: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRequest:
+    subsidiary: str
+    currency_erp_id: str
+    posting_date: date
+    memo: str
+    lines: list[JournalLine]
+
+
+@runtime_checkable
+class JournalPort(Protocol):
+    system: str
+
+    def post_journal(self, journal: JournalRequest, *, external_id: str) -> ErpRecordRef:
+        """A balanced journal entry, idempotent by ``external_id``."""
+        ...
+
+
+@runtime_checkable
+class ReferenceDataPort(Protocol):
+    system: str
+
+    def exchange_rates(self, on: date) -> list[ExchangeRate]: ...
+
+    def tax_codes(self) -> list[TaxCode]: ...
+
+    def items(self) -> list[Item]: ...
+
+    def currencies(self) -> dict[str, str]:
+        """ISO-4217 code -> ERP currency id."""
+        ...
