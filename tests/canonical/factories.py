@@ -262,6 +262,24 @@ MODEL_PAYLOADS: dict[str, Callable[[], Payload]] = {
     "Invoice": invoice,
     "Payment": payment,
     "RevenueSchedule": revenue_schedule,
+    "BillingTerms": lambda: {
+        "tax_code": "VAT20",
+        "payment_terms_days": 45,
+        "expenses": {"markup_percent": "10", "non_billable_categories": ["entertainment"]},
+        "retainer": {
+            "period_fee": usd("20000.00"),
+            "hours_allowance": "100",
+            "overage_rate": usd("220.00"),
+            "rollover_cap_hours": "20",
+        },
+        "usage": {
+            "mode": "graduated",
+            "tiers": [
+                {"up_to": "1000", "unit_price": usd("0.50")},
+                {"up_to": None, "unit_price": usd("0.40")},
+            ],
+        },
+    },
     "TaxCode": lambda: {
         "code": "CA",
         "name": "California",
@@ -314,7 +332,41 @@ EVENT_PAYLOADS: dict[str, Callable[[], Payload]] = {
     "invoice.finalized": invoice,
     "payment.received": payment,
     "period.closed": period_closed,
+    "billing.run_requested": lambda: {
+        "contract_id": "ctr-1",
+        "period_start": "2026-11-01",
+        "period_end": "2026-11-30",
+        "document_date": "2026-11-30",
+    },
     "project.activated": project_activated,
+    "invoice.posted": lambda: {
+        "invoice_id": "inv-1",
+        "billing_number": "ACME-0001",
+        "erp_id": "4711",
+        "erp_number": "INV-10001",
+        "legal_entity": "US01",
+        "customer_id": "cus-1",
+        "total": usd("1100.00"),
+        "tax_total": usd("100.00"),
+    },
+    "payment.applied": lambda: {
+        "payment_id": "pay-1",
+        "erp_id": "5001",
+        "legal_entity": "US01",
+        "customer_id": "cus-1",
+        "amount": usd("1200.00"),
+        "applied": usd("1100.00"),
+        "unapplied": usd("100.00"),
+        "invoice_ids": ["inv-1"],
+    },
+    "revenue.recognized": lambda: {
+        "legal_entity": "US01",
+        "period_start": "2026-11-01",
+        "period_end": "2026-11-30",
+        "contract_ids": ["ctr-1"],
+        "journal_ids": ["6001"],
+        "amounts": [usd("2500.00")],
+    },
     "transaction.failed": transaction_failed,
 }
 

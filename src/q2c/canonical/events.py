@@ -22,10 +22,14 @@ from q2c.canonical.money import Money
 __all__ = [
     "INBOUND_TYPES",
     "OUTBOUND_TYPES",
+    "BillingRunRequested",
     "CloudEvent",
+    "InvoicePosted",
     "OpportunityClosedWon",
+    "PaymentApplied",
     "PeriodClosed",
     "ProjectActivated",
+    "RevenueRecognized",
     "TransactionFailed",
     "new_event",
     "validate_data",
@@ -108,6 +112,54 @@ class PeriodClosed(CanonicalModel):
         return self
 
 
+class BillingRunRequested(CanonicalModel):
+    """Bill a contract's approved, not yet billed delivery up to ``period_end``."""
+
+    contract_id: str = Field(min_length=1)
+    period_start: date
+    period_end: date
+    document_date: date
+
+    @model_validator(mode="after")
+    def _coherent(self) -> BillingRunRequested:
+        if self.period_end < self.period_start:
+            raise ValueError(
+                f"period_end {self.period_end} is before period_start {self.period_start}"
+            )
+        return self
+
+
+class InvoicePosted(CanonicalModel):
+    invoice_id: str
+    billing_number: str | None
+    erp_id: str
+    erp_number: str | None
+    legal_entity: str
+    customer_id: str
+    total: Money
+    tax_total: Money
+
+
+class PaymentApplied(CanonicalModel):
+    payment_id: str
+    erp_id: str
+    legal_entity: str
+    customer_id: str
+    amount: Money
+    applied: Money
+    unapplied: Money
+    invoice_ids: list[str]
+
+
+class RevenueRecognized(CanonicalModel):
+    legal_entity: str
+    period_start: date
+    period_end: date
+    contract_ids: list[str]
+    journal_ids: list[str]
+    amounts: list[Money] = Field(description="recognised total per currency")
+
+
 class ProjectActivated(CanonicalModel):
     opportunity_id: str
     proposal_version: int
@@ -137,10 +189,14 @@ INBOUND_TYPES: dict[str, type[BaseModel]] = {
     "invoice.finalized": Invoice,
     "payment.received": Payment,
     "period.closed": PeriodClosed,
+    "billing.run_requested": BillingRunRequested,
 }
 
 OUTBOUND_TYPES: dict[str, type[BaseModel]] = {
     "project.activated": ProjectActivated,
+    "invoice.posted": InvoicePosted,
+    "payment.applied": PaymentApplied,
+    "revenue.recognized": RevenueRecognized,
     "transaction.failed": TransactionFailed,
 }
 

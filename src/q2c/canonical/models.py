@@ -28,11 +28,13 @@ __all__ = [
     "BillingEventKind",
     "BillingModel",
     "BillingScheduleLine",
+    "BillingTerms",
     "Contract",
     "ContractLine",
     "Customer",
     "DimensionMap",
     "ExchangeRate",
+    "ExpenseTerms",
     "Invoice",
     "InvoiceLine",
     "Item",
@@ -44,11 +46,14 @@ __all__ = [
     "ProposalLine",
     "RateCard",
     "RateCardLine",
+    "RetainerBillingTerms",
     "RevenueEntry",
     "RevenueMethod",
     "RevenueSchedule",
     "TaxCode",
     "TaxLine",
+    "UsagePricing",
+    "UsageTier",
 ]
 
 
@@ -172,6 +177,43 @@ class BillingScheduleLine(CanonicalModel):
     amount: Money
 
 
+class ExpenseTerms(CanonicalModel):
+    markup_percent: NonNegativeDecimal = Decimal(0)
+    non_billable_categories: list[str] = Field(default_factory=list)
+
+
+class RetainerBillingTerms(CanonicalModel):
+    """A recurring period fee that buys an hours allowance; unused hours roll over up to a cap,
+    hours beyond the allowance are billed at the overage rate (true-up)."""
+
+    period_fee: Money
+    hours_allowance: NonNegativeDecimal
+    overage_rate: Money | None = None
+    rollover_cap_hours: NonNegativeDecimal = Decimal(0)
+
+
+class UsageTier(CanonicalModel):
+    up_to: ExactDecimal | None = Field(description="upper bound of the tier; null = open")
+    unit_price: Money
+
+
+class UsagePricing(CanonicalModel):
+    mode: Literal["graduated", "volume"] = "graduated"
+    tiers: list[UsageTier] = Field(min_length=1)
+    service_item: str = "USAGE"
+
+
+class BillingTerms(CanonicalModel):
+    """How delivery is billed under a contract, beyond its billing model."""
+
+    tax_code: str | None = Field(default=None, description="default tax code for its lines")
+    payment_terms_days: int = Field(default=30, ge=0, le=365)
+    expenses: ExpenseTerms = Field(default_factory=ExpenseTerms)
+    expenses_count_toward_cap: bool = True
+    retainer: RetainerBillingTerms | None = None
+    usage: UsagePricing | None = None
+
+
 class ContractLine(CanonicalModel):
     line_no: int = Field(ge=1)
     service_item: str
@@ -203,6 +245,7 @@ class Contract(CanonicalObject):
     proposal_id: str | None = None
     proposal_version: int | None = None
     status: Literal["draft", "active", "suspended", "closed"] = "active"
+    billing_terms: BillingTerms = Field(default_factory=BillingTerms)
 
     @model_validator(mode="after")
     def _coherent(self) -> Contract:
@@ -265,7 +308,11 @@ class BillingEvent(CanonicalObject):
     project_id: str
     contract_id: str | None = None
     work_date: date
-    quantity: NonNegativeDecimal = Decimal(1)
+    quantity: ExactDecimal = Field(
+        default=Decimal(1),
+        description="negative quantities are accepted here and refused by the billing flow "
+        "with a business message, so a PSA correction is parked rather than lost",
+    )
     unit: Literal["hour", "day", "unit", "month", "each"] = "hour"
     role: str | None = None
     service_item: str | None = None
@@ -275,6 +322,9 @@ class BillingEvent(CanonicalObject):
     billable: bool = True
     approved_at: datetime | None = None
     source_system: str | None = None
+    percent: ExactDecimal | None = Field(
+        default=None, description="a milestone billed as this percent of the contract value"
+    )
 
 
 class TaxLine(CanonicalModel):

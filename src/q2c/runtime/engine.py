@@ -412,6 +412,8 @@ class SagaEngine:
             if context.mode == "live":
                 for link in result.xrefs:
                     self.xref.link_in(connection, link, changed_by=f"{flow.name}/{step.name}")
+                for write in result.writes:
+                    write(connection)
                 enqueue(
                     connection,
                     result.events,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from sqlalchemy import Connection
 
 from q2c.canonical.events import CloudEvent
 from q2c.runtime.retry import RetryPolicy
@@ -20,6 +21,7 @@ from q2c.runtime.retry import RetryPolicy
 __all__ = [
     "Flow",
     "FlowKey",
+    "HubWrite",
     "Mode",
     "Step",
     "StepContext",
@@ -38,11 +40,17 @@ class XrefLink:
     external_id: str
 
 
+HubWrite = Callable[[Connection], None]
+"""A write to the hub's own ledgers (inclusion, ledger documents, master records), run by the
+engine inside the commit that marks the step done — never half-applied."""
+
+
 @dataclass(slots=True)
 class StepResult:
     output: dict[str, Any] = field(default_factory=dict)
     events: list[CloudEvent] = field(default_factory=list)
     xrefs: list[XrefLink] = field(default_factory=list)
+    writes: list[HubWrite] = field(default_factory=list)
 
 
 @dataclass(slots=True)

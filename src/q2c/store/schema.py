@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Dialect,
     Index,
@@ -25,8 +26,11 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "UtcDateTime",
+    "billable_events",
     "exceptions",
     "inbox",
+    "ledger_documents",
+    "master_records",
     "metadata",
     "outbox",
     "payloads",
@@ -244,4 +248,69 @@ watermarks = Table(
     Column("name", String(200), primary_key=True),
     Column("value", String(500), nullable=False),
     _ts("updated_at", nullable=False),
+)
+
+
+# --- delivery-to-cash ledgers ------------------------------------------------------------
+# Money is stored as exact decimal text next to its currency: SQLite has no exact numeric type.
+
+master_records = Table(
+    "master_records",
+    metadata,
+    # Canonical master data the hub keeps: contracts, projects, rate card versions, customers,
+    # reference data. Every version is kept; the highest is current.
+    Column("object_type", String(50), primary_key=True),
+    Column("canonical_id", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("legal_entity", String(40)),
+    Column("status", String(30)),
+    Column("data", Text, nullable=False),
+    _ts("recorded_at", nullable=False),
+    Index("ix_master_records_type_entity", "object_type", "legal_entity"),
+)
+
+billable_events = Table(
+    "billable_events",
+    metadata,
+    # Every approved billing event once, and the invoice it landed on (inclusion).
+    Column("id", String(200), primary_key=True),
+    Column("kind", String(30), nullable=False),
+    Column("contract_id", String(200), nullable=False),
+    Column("project_id", String(200), nullable=False),
+    Column("legal_entity", String(40), nullable=False),
+    Column("work_date", Date, nullable=False),
+    Column("status", String(20), nullable=False),  # ready | billed | held
+    Column("data", Text, nullable=False),
+    Column("billing_run", String(300)),
+    Column("invoice_ref", String(200)),
+    Column("line_ref", String(300)),
+    Column("billed_amount", String(40)),
+    Column("currency", String(3)),
+    Column("hold_reason", Text),
+    _ts("recorded_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    Index("ix_billable_events_contract", "contract_id", "status", "work_date"),
+)
+
+ledger_documents = Table(
+    "ledger_documents",
+    metadata,
+    # Invoices billed, payments received and revenue recognised, with what the ERP read back:
+    # the figures the demo summary and reconciliation compare.
+    Column("kind", String(20), primary_key=True),  # invoice | payment | revenue
+    Column("document_id", String(300), primary_key=True),
+    Column("legal_entity", String(40), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("customer_id", String(200)),
+    Column("contract_id", String(200)),
+    Column("number", String(100)),
+    Column("amount", String(40), nullable=False),
+    Column("tax_amount", String(40)),
+    Column("erp_id", String(200)),
+    Column("erp_number", String(100)),
+    Column("erp_amount", String(40)),
+    Column("status", String(30), nullable=False),
+    _ts("recorded_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    Index("ix_ledger_documents_entity", "kind", "legal_entity", "currency"),
 )
