@@ -8,7 +8,7 @@ minor unit with a named rounding mode, and documents are rounded explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
@@ -203,6 +203,11 @@ class Money:
     def as_json(self) -> dict[str, str]:
         # fixed-point, never exponent notation ("1E+2"), which the published schema refuses
         return {"amount": format(self.amount, "f"), "currency": self.currency}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, str]) -> Money:
+        """The inverse of ``as_json`` (amount as decimal text, never a float)."""
+        return cls(Decimal(value["amount"]), value["currency"])
 
     # pydantic integration ----------------------------------------------------------------
     @classmethod

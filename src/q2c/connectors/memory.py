@@ -1,20 +1,50 @@
-"""In-memory CRM and ERP that implement the role ports: for fast tests and benchmarks of the
-runtime, where the vendor wire format is not what is being tested (the emulators cover that).
+"""In-memory CRM, ERP, billing platform and ledger that implement the role ports: for fast
+tests and benchmarks of the runtime and the flows, where the vendor wire format is not what
+is being tested (the emulators cover that).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from q2c.canonical.events import OpportunityClosedWon
-from q2c.canonical.models import Contract, Customer, Project, Proposal
-from q2c.errors import NotFoundError, Q2CError
-from q2c.flows.ports import ClosedWonPage, ErpCustomer, ErpRecordRef, SalesOrderRefs
+from q2c.canonical.models import (
+    Contract,
+    Customer,
+    ExchangeRate,
+    Invoice,
+    InvoiceLine,
+    Item,
+    Payment,
+    Project,
+    Proposal,
+    TaxCode,
+)
+from q2c.canonical.money import Money
+from q2c.errors import NotFoundError, Q2CError, ValidationError
+from q2c.flows.ports import (
+    BilledItem,
+    BillingCustomerRef,
+    BillingLine,
+    ClosedWonPage,
+    ErpCustomer,
+    ErpInvoice,
+    ErpInvoiceLine,
+    ErpPayment,
+    ErpRecordRef,
+    InvoicePage,
+    InvoicePostingRefs,
+    JournalRequest,
+    PaymentPage,
+    SalesOrderRefs,
+)
 
-__all__ = ["InMemoryCrm", "InMemoryErp"]
+__all__ = ["InMemoryBilling", "InMemoryCrm", "InMemoryErp", "InMemoryLedger"]
 
 FaultHook = Callable[[str], None]
 
@@ -80,8 +110,11 @@ class InMemoryErp:
         for found in (
             [c for c in customers if external_id is not None and c.external_id == external_id],
             [c for c in customers if tax_id is not None and c.tax_id == tax_id],
-            [c for c in customers
-             if legal_name is not None and c.legal_name.lower() == legal_name.lower()],
+            [
+                c
+                for c in customers
+                if legal_name is not None and c.legal_name.lower() == legal_name.lower()
+            ],
         ):
             if found:
                 return found[0]
@@ -152,3 +185,253 @@ class InMemoryErp:
         erp_id = existing["id"] if existing else self._next_id()
         table[external_id] = {**values, "id": erp_id}
         return ErpRecordRef(erp_id=erp_id, external_id=external_id, number=f"N{erp_id}")
+
+
+@dataclass
+class InMemoryBilling:
+    """A billing platform in memory: pending items per customer, invoices that take them,
+    tax per line at the rate the line carries (``metadata['q2c_tax_rate']``), half-up."""
+
+    system: str = "billing"
+    customers: dict[str, str] = field(default_factory=dict)  # external id -> billing id
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)  # external id -> item
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    invoice_keys: dict[str, str] = field(default_factory=dict)  # external id -> invoice id
+    erp_references: dict[str, str] = field(default_factory=dict)
+    payments: list[Payment] = field(default_factory=list)
+    item_calls: int = 0
+    fault: FaultHook = _no_fault
+
+    def upsert_customer(self, customer: Customer, *, external_id: str) -> BillingCustomerRef:
+        self.fault("upsert_customer")
+        billing_id = self.customers.setdefault(external_id, f"cus_{len(self.customers) + 1}")
+        return BillingCustomerRef(billing_id, external_id)
+
+    def add_invoice_items(
+        self, customer_billing_id: str, lines: Sequence[BillingLine]
+    ) -> list[BilledItem]:
+        self.fault("add_invoice_items")
+        self.item_calls += 1
+        for line in lines:
+            self.items.setdefault(
+                line.external_id,
+                {
+                    "id": f"ii_{len(self.items) + 1}",
+                    "customer": customer_billing_id,
+                    "line": line,
+                    "invoice": None,
+                },
+            )
+        return [
+            BilledItem(
+                self.items[line.external_id]["id"],
+                line.external_id,
+                self.items[line.external_id]["invoice"],
+            )
+            for line in lines
+        ]
+
+    def create_invoice(
+        self,
+        customer_billing_id: str,
+        *,
+        external_id: str,
+        currency: str,
+        due_date: date,
+        memo: str,
+        metadata: dict[str, str],
+    ) -> str:
+        self.fault("create_invoice")
+        if external_id in self.invoice_keys:
+            return self.invoice_keys[external_id]
+        invoice_id = f"in_{len(self.invoice_keys) + 1}"
+        pending = [
+            i
+            for i in self.items.values()
+            if i["customer"] == customer_billing_id and i["invoice"] is None
+        ]
+        if not pending:
+            raise ValidationError("Nothing to invoice: the customer has no pending items")
+        lines = []
+        for number, item in enumerate(pending, start=1):
+            item["invoice"] = invoice_id
+            line: BillingLine = item["line"]
+            rate = Decimal(line.metadata.get("q2c_tax_rate", "0"))
+            lines.append(
+                InvoiceLine(
+                    line_no=number,
+                    description=line.description,
+                    service_item=line.service_item,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    amount=line.amount,
+                    tax_code=line.tax_code,
+                    tax_amount=Money(line.amount.amount * rate, currency).rounded(),
+                )
+            )
+        subtotal = Money.total((x.amount for x in lines), currency)
+        tax = Money.total((x.tax_amount for x in lines if x.tax_amount), currency)
+        self.invoices[invoice_id] = Invoice(
+            id=invoice_id,
+            xrefs={self.system: invoice_id},
+            customer_id=customer_billing_id,
+            contract_id=metadata.get("q2c_contract_id"),
+            legal_entity=metadata.get("q2c_legal_entity", ""),
+            currency=currency,
+            issue_date=due_date,
+            due_date=due_date,
+            lines=lines,
+            subtotal=subtotal,
+            tax_total=tax,
+            total=subtotal + tax,
+            status="draft",
+        )
+        self.invoice_keys[external_id] = invoice_id
+        return invoice_id
+
+    def finalize_invoice(self, invoice_id: str) -> Invoice:
+        self.fault("finalize_invoice")
+        invoice = self.invoices[invoice_id]
+        if invoice.status == "draft":
+            invoice = invoice.model_copy(
+                update={"status": "finalized", "number": f"INV-{len(self.invoices):04d}"}
+            )
+            self.invoices[invoice_id] = invoice
+        return invoice
+
+    def fetch_invoice(self, invoice_id: str) -> Invoice:
+        try:
+            return self.invoices[invoice_id]
+        except KeyError:
+            raise NotFoundError(f"Invoice {invoice_id} does not exist") from None
+
+    def finalized_invoices_since(self, watermark: str | None) -> InvoicePage:
+        done = [i for i in self.invoices.values() if i.status != "draft"]
+        return InvoicePage(done, watermark)
+
+    def payments_since(self, watermark: str | None) -> PaymentPage:
+        return PaymentPage(list(self.payments), watermark)
+
+    def record_erp_reference(self, invoice_id: str, *, erp_system: str, erp_number: str) -> None:
+        self.fault("record_erp_reference")
+        self.erp_references[invoice_id] = erp_number
+
+
+@dataclass
+class InMemoryLedger:
+    """AR, journals and reference data in memory; tax per line at the ERP's own rates."""
+
+    system: str = "erp"
+    tax_rates: dict[str, Decimal] = field(default_factory=dict)  # ERP tax code id -> rate
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)  # external id -> record
+    payments: dict[str, ErpPayment] = field(default_factory=dict)
+    journals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rates: list[ExchangeRate] = field(default_factory=list)
+    codes: list[TaxCode] = field(default_factory=list)
+    catalogue: list[Item] = field(default_factory=list)
+    currency_ids: dict[str, str] = field(
+        default_factory=lambda: {"USD": "1", "EUR": "4", "GBP": "2"}
+    )
+    fault: FaultHook = _no_fault
+
+    def upsert_invoice(
+        self, invoice: Invoice, *, external_id: str, refs: InvoicePostingRefs
+    ) -> ErpRecordRef:
+        self.fault("upsert_invoice")
+        existing = self.invoices.get(external_id)
+        erp_id = existing["id"] if existing else str(7000 + len(self.invoices))
+        lines = []
+        for line in invoice.lines:
+            code = refs.tax_codes.get(line.tax_code or "", "")
+            rate = self.tax_rates.get(code, Decimal(0))
+            lines.append(
+                ErpInvoiceLine(
+                    item_erp_id=refs.items[line.service_item],
+                    amount=line.amount,
+                    tax_amount=Money(line.amount.amount * rate, invoice.currency).rounded(),
+                    tax_code_erp_id=code or None,
+                    quantity=line.quantity,
+                )
+            )
+        self.invoices[external_id] = {
+            "id": erp_id,
+            "lines": lines,
+            "currency": invoice.currency,
+            "paid": existing["paid"] if existing else Money.zero(invoice.currency),
+            "refs": refs,
+        }
+        return ErpRecordRef(erp_id, external_id, f"INV-{erp_id}")
+
+    def read_invoice(self, erp_id: str) -> ErpInvoice:
+        self.fault("read_invoice")
+        for external_id, record in self.invoices.items():
+            if record["id"] == erp_id:
+                currency = record["currency"]
+                subtotal = Money.total((x.amount for x in record["lines"]), currency)
+                tax = Money.total((x.tax_amount for x in record["lines"]), currency)
+                total = subtotal + tax
+                return ErpInvoice(
+                    erp_id,
+                    external_id,
+                    f"INV-{erp_id}",
+                    currency,
+                    subtotal,
+                    tax,
+                    total,
+                    total - record["paid"],
+                    list(record["lines"]),
+                    "paidInFull" if record["paid"] == total else "open",
+                )
+        raise NotFoundError(f"Invoice {erp_id} does not exist")
+
+    def apply_payment(
+        self,
+        payment: Payment,
+        *,
+        external_id: str,
+        customer_erp_id: str,
+        subsidiary: str,
+        currency_erp_id: str,
+        applications: Sequence[tuple[str, Money]],
+    ) -> ErpPayment:
+        self.fault("apply_payment")
+        if external_id in self.payments:
+            return self.payments[external_id]
+        applied = Money.zero(payment.amount.currency)
+        for erp_id, amount in applications:
+            record = next(r for r in self.invoices.values() if r["id"] == erp_id)
+            remaining = self.read_invoice(erp_id).amount_remaining
+            if amount > remaining:
+                raise ValidationError(
+                    f"Payment of {amount} exceeds invoice {erp_id}'s amount due {remaining}"
+                )
+            record["paid"] = record["paid"] + amount
+            applied = applied + amount
+        result = ErpPayment(
+            str(9000 + len(self.payments)), external_id, applied, payment.amount - applied
+        )
+        self.payments[external_id] = result
+        return result
+
+    def post_journal(self, journal: JournalRequest, *, external_id: str) -> ErpRecordRef:
+        self.fault("post_journal")
+        debits = sum((x.debit.amount for x in journal.lines if x.debit), Decimal(0))
+        credits = sum((x.credit.amount for x in journal.lines if x.credit), Decimal(0))
+        if debits != credits:
+            raise ValidationError(f"Journal is out of balance: {debits} debit, {credits} credit")
+        existing = self.journals.get(external_id)
+        erp_id = existing["id"] if existing else str(5000 + len(self.journals))
+        self.journals[external_id] = {"id": erp_id, "journal": journal}
+        return ErpRecordRef(erp_id, external_id, f"JE-{erp_id}")
+
+    def exchange_rates(self, on: date) -> list[ExchangeRate]:
+        return [r for r in self.rates if r.effective_date <= on]
+
+    def tax_codes(self) -> list[TaxCode]:
+        return list(self.codes)
+
+    def items(self) -> list[Item]:
+        return list(self.catalogue)
+
+    def currencies(self) -> dict[str, str]:
+        return dict(self.currency_ids)

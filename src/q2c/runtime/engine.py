@@ -412,8 +412,6 @@ class SagaEngine:
             if context.mode == "live":
                 for link in result.xrefs:
                     self.xref.link_in(connection, link, changed_by=f"{flow.name}/{step.name}")
-                for write in result.writes:
-                    write(connection)
                 enqueue(
                     connection,
                     result.events,
@@ -439,6 +437,10 @@ class SagaEngine:
                     1,
                     now,
                 )
+            if context.mode == "live":
+                # last: a write may park a follow-up exception the completion must not resolve
+                for write in result.writes:
+                    write(connection)
 
     def _fail(
         self,

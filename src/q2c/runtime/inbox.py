@@ -70,9 +70,15 @@ class Inbox:
         """
         if not events:
             return []
+        with self.engine.begin() as connection:
+            return self.accept_in(connection, events)
+
+    def accept_in(self, connection: Connection, events: Sequence[CloudEvent]) -> list[Receipt]:
+        """``accept`` inside the caller's transaction: a flow step chains the next flow's
+        event in the same commit that records the step done."""
         received_at = self.now()
         receipts: dict[tuple[str, str], Receipt] = {}
-        with self.engine.begin() as connection:
+        if events:
             keys = list({e.idempotency_key for e in events})
             seen: set[tuple[str, str]] = set()
             for chunk in _chunks(keys, 500):

@@ -1,0 +1,393 @@
+"""The hub's delivery-to-cash ledgers: what it knows (master records), what it must bill
+(billable events and the invoice each landed on) and what it billed, posted, collected and
+recognised (ledger documents).
+
+Reads open their own connection; every write takes the caller's connection, because writes
+happen inside the engine's step commit (``StepResult.writes``) and must never be half-applied.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+
+from q2c.canonical.models import BillingEvent, BillingEventKind
+from q2c.canonical.money import Money
+from q2c.runtime.jsonutil import dumps, loads
+from q2c.store.schema import billable_events, ledger_documents, master_records
+
+__all__ = ["BillableEvents", "LedgerDocuments", "LedgerTotals", "MasterRecords"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class MasterRecords:
+    """Versioned canonical master data: contracts, projects, rate cards, reference data."""
+
+    def __init__(self, engine: Engine, *, now: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.now = now
+
+    def save_in(
+        self,
+        connection: Connection,
+        object_type: str,
+        record: BaseModel,
+        *,
+        canonical_id: str,
+        version: int = 1,
+        legal_entity: str | None = None,
+        status: str | None = None,
+    ) -> None:
+        """Insert this version, or overwrite it (a replayed step writes the same data)."""
+        values = {
+            "legal_entity": legal_entity,
+            "status": status,
+            "data": dumps(record.model_dump(mode="json")),
+            "recorded_at": self.now(),
+        }
+        key = and_(
+            master_records.c.object_type == object_type,
+            master_records.c.canonical_id == canonical_id,
+            master_records.c.version == version,
+        )
+        if not connection.execute(update(master_records).where(key).values(**values)).rowcount:
+            connection.execute(
+                insert(master_records).values(
+                    object_type=object_type, canonical_id=canonical_id, version=version, **values
+                )
+            )
+
+    def save(self, object_type: str, record: BaseModel, **kwargs: Any) -> None:
+        with self.engine.begin() as connection:
+            self.save_in(connection, object_type, record, **kwargs)
+
+    def set_status_in(
+        self, connection: Connection, object_type: str, canonical_id: str, version: int, status: str
+    ) -> None:
+        connection.execute(
+            update(master_records)
+            .where(
+                master_records.c.object_type == object_type,
+                master_records.c.canonical_id == canonical_id,
+                master_records.c.version == version,
+            )
+            .values(status=status)
+        )
+
+    def current(self, object_type: str, canonical_id: str, model: type[M]) -> M | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(master_records.c.data)
+                .where(
+                    master_records.c.object_type == object_type,
+                    master_records.c.canonical_id == canonical_id,
+                )
+                .order_by(master_records.c.version.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else model.model_validate(loads(row.data))
+
+    def versions(self, object_type: str, canonical_id: str, model: type[M]) -> list[M]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(master_records.c.data)
+                .where(
+                    master_records.c.object_type == object_type,
+                    master_records.c.canonical_id == canonical_id,
+                )
+                .order_by(master_records.c.version)
+            ).all()
+        return [model.model_validate(loads(r.data)) for r in rows]
+
+    def all_current(
+        self, object_type: str, model: type[M], *, legal_entity: str | None = None
+    ) -> list[M]:
+        """The highest version of every record of a type (optionally of one legal entity)."""
+        latest = (
+            select(
+                master_records.c.canonical_id, func.max(master_records.c.version).label("version")
+            )
+            .where(master_records.c.object_type == object_type)
+            .group_by(master_records.c.canonical_id)
+            .subquery()
+        )
+        query = (
+            select(master_records.c.data)
+            .join(
+                latest,
+                and_(
+                    master_records.c.canonical_id == latest.c.canonical_id,
+                    master_records.c.version == latest.c.version,
+                ),
+            )
+            .where(master_records.c.object_type == object_type)
+            .order_by(master_records.c.canonical_id)
+        )
+        if legal_entity is not None:
+            query = query.where(master_records.c.legal_entity == legal_entity)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [model.model_validate(loads(r.data)) for r in rows]
+
+    def used_versions(self, object_type: str) -> set[tuple[str, int]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(master_records.c.canonical_id, master_records.c.version).where(
+                    master_records.c.object_type == object_type,
+                    master_records.c.status == "used",
+                )
+            ).all()
+        return {(r.canonical_id, r.version) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class BilledLine:
+    """Which invoice line a billing event landed on, and for how much."""
+
+    event_id: str
+    invoice_ref: str
+    line_ref: str
+    amount: Money
+
+
+class BillableEvents:
+    """Approved delivery, each event once; ``ready`` until a billing run bills or holds it."""
+
+    def __init__(self, engine: Engine, *, now: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.now = now
+
+    def record_ready_in(
+        self, connection: Connection, event: BillingEvent, *, contract_id: str, legal_entity: str
+    ) -> bool:
+        """Record an approved event; False when it was already recorded (never twice)."""
+        exists = connection.execute(
+            select(billable_events.c.id).where(billable_events.c.id == event.id)
+        ).first()
+        if exists is not None:
+            return False
+        now = self.now()
+        connection.execute(
+            insert(billable_events).values(
+                id=event.id,
+                kind=event.kind.value,
+                contract_id=contract_id,
+                project_id=event.project_id,
+                legal_entity=legal_entity,
+                work_date=event.work_date,
+                status="ready",
+                data=dumps(event.model_dump(mode="json")),
+                recorded_at=now,
+                updated_at=now,
+            )
+        )
+        return True
+
+    def ready_for(self, contract_id: str, *, through: date) -> list[BillingEvent]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(billable_events.c.data)
+                .where(
+                    billable_events.c.contract_id == contract_id,
+                    billable_events.c.status == "ready",
+                    billable_events.c.work_date <= through,
+                )
+                .order_by(billable_events.c.work_date, billable_events.c.id)
+            ).all()
+        return [BillingEvent.model_validate(loads(r.data)) for r in rows]
+
+    def contracts_with_ready(self, *, through: date) -> list[str]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(billable_events.c.contract_id)
+                .where(billable_events.c.status == "ready", billable_events.c.work_date <= through)
+                .distinct()
+                .order_by(billable_events.c.contract_id)
+            ).all()
+        return [r.contract_id for r in rows]
+
+    def events(self, ids: Sequence[str]) -> list[BillingEvent]:
+        if not ids:
+            return []
+        found: dict[str, BillingEvent] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                for r in connection.execute(
+                    select(billable_events.c.id, billable_events.c.data).where(
+                        billable_events.c.id.in_(ids[start : start + 500])
+                    )
+                ):
+                    found[r.id] = BillingEvent.model_validate(loads(r.data))
+        return [found[i] for i in ids if i in found]
+
+    def billed_ids(self, contract_id: str, kind: BillingEventKind) -> list[str]:
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(billable_events.c.id)
+                    .where(
+                        billable_events.c.contract_id == contract_id,
+                        billable_events.c.kind == kind.value,
+                        billable_events.c.status == "billed",
+                    )
+                    .order_by(billable_events.c.id)
+                ).scalars()
+            )
+
+    def billed_total(self, contract_id: str, currency: str) -> Money:
+        with self.engine.connect() as connection:
+            amounts = connection.execute(
+                select(billable_events.c.billed_amount).where(
+                    billable_events.c.contract_id == contract_id,
+                    billable_events.c.status == "billed",
+                    billable_events.c.currency == currency,
+                )
+            ).scalars()
+            return Money.total((Money(Decimal(a), currency) for a in amounts if a), currency)
+
+    def mark_billed_in(
+        self, connection: Connection, lines: Iterable[BilledLine], *, billing_run: str
+    ) -> None:
+        now = self.now()
+        for line in lines:
+            connection.execute(
+                update(billable_events)
+                .where(billable_events.c.id == line.event_id)
+                .values(
+                    status="billed",
+                    billing_run=billing_run,
+                    invoice_ref=line.invoice_ref,
+                    line_ref=line.line_ref,
+                    billed_amount=str(line.amount.amount),
+                    currency=line.amount.currency,
+                    hold_reason=None,
+                    updated_at=now,
+                )
+            )
+
+    def mark_held_in(
+        self, connection: Connection, held: Iterable[tuple[str, str]], *, billing_run: str
+    ) -> None:
+        """``(event id, business message)``: held back (cap reached, non-billable)."""
+        now = self.now()
+        for event_id, reason in held:
+            connection.execute(
+                update(billable_events)
+                .where(billable_events.c.id == event_id, billable_events.c.status == "ready")
+                .values(status="held", billing_run=billing_run, hold_reason=reason, updated_at=now)
+            )
+
+    def status_counts(self) -> dict[str, int]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(billable_events.c.status, func.count()).group_by(billable_events.c.status)
+            ).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def inclusion(self, event_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(billable_events).where(billable_events.c.id == event_id)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTotals:
+    """Per legal entity and currency: what was billed, posted, paid and recognised."""
+
+    legal_entity: str
+    currency: str
+    billed: Money
+    posted: Money
+    paid: Money
+    recognized: Money
+    invoices: int
+    invoices_posted: int
+    payments: int
+
+
+class LedgerDocuments:
+    def __init__(self, engine: Engine, *, now: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.now = now
+
+    def upsert_in(
+        self, connection: Connection, kind: str, document_id: str, **values: Any
+    ) -> None:
+        """Insert the document or update the given columns (replays write the same values)."""
+        now = self.now()
+        for name, value in list(values.items()):
+            if isinstance(value, Money):
+                values[name] = str(value.amount)
+        key = and_(ledger_documents.c.kind == kind, ledger_documents.c.document_id == document_id)
+        if connection.execute(
+            update(ledger_documents).where(key).values(**values, updated_at=now)
+        ).rowcount:
+            return
+        connection.execute(
+            insert(ledger_documents).values(
+                kind=kind, document_id=document_id, recorded_at=now, updated_at=now, **values
+            )
+        )
+
+    def get(self, kind: str, document_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(ledger_documents).where(
+                    ledger_documents.c.kind == kind, ledger_documents.c.document_id == document_id
+                )
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    def documents(self, kind: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(ledger_documents)
+                .where(ledger_documents.c.kind == kind)
+                .order_by(ledger_documents.c.document_id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def totals(self) -> list[LedgerTotals]:
+        """Summed in Python with Decimal: the store keeps exact decimal text."""
+        sums: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(
+            lambda: defaultdict(Decimal)
+        )
+        with self.engine.connect() as connection:
+            for r in connection.execute(select(ledger_documents)):
+                bucket = sums[(r.legal_entity, r.currency)]
+                amount = Decimal(r.amount)
+                if r.kind == "invoice":
+                    bucket["billed"] += amount
+                    bucket["invoices"] += 1
+                    if r.status in ("posted", "paid"):
+                        bucket["posted"] += Decimal(r.erp_amount or 0)
+                        bucket["invoices_posted"] += 1
+                elif r.kind == "payment":
+                    bucket["paid"] += amount
+                    bucket["payments"] += 1
+                elif r.kind == "revenue":
+                    bucket["recognized"] += amount
+        return [
+            LedgerTotals(
+                legal_entity=entity,
+                currency=currency,
+                billed=Money(b["billed"], currency),
+                posted=Money(b["posted"], currency),
+                paid=Money(b["paid"], currency),
+                recognized=Money(b["recognized"], currency),
+                invoices=int(b["invoices"]),
+                invoices_posted=int(b["invoices_posted"]),
+                payments=int(b["payments"]),
+            )
+            for (entity, currency), b in sorted(sums.items())
+        ]
