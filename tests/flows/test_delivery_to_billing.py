@@ -27,8 +27,9 @@ def test_time_is_rated_on_the_work_date_and_each_entry_lands_on_one_line(world):
     world.deliver(
         time_entry("te-1", "100", date(2026, 11, 10), "7.5"),  # v1: 200.00
         time_entry("te-2", "100", date(2026, 11, 16), "8"),  # v2: 210.00 (mid-month change)
-        time_entry("te-3", "100", date(2026, 11, 17), "2.25", role="Junior",
-                   service_item="CONSULT-JR"),  # v2: 125.00
+        time_entry(
+            "te-3", "100", date(2026, 11, 17), "2.25", role="Junior", service_item="CONSULT-JR"
+        ),  # v2: 125.00
     )
     world.run()
     assert world.statuses(INTAKE) == {"completed": 3}
@@ -46,7 +47,10 @@ def test_time_is_rated_on_the_work_date_and_each_entry_lands_on_one_line(world):
         row = world.billable.inclusion(event_id)
         assert row is not None
         assert (row["status"], row["invoice_ref"], row["billed_amount"]) == (
-            "billed", invoice.id, amount)
+            "billed",
+            invoice.id,
+            amount,
+        )
     # both rate card versions billed lines, so neither can change any more
     assert world.records.used_versions("rate_card") == {("RC-US", 1), ("RC-US", 2)}
     doc = world.documents.get("invoice", invoice.id)
@@ -55,8 +59,9 @@ def test_time_is_rated_on_the_work_date_and_each_entry_lands_on_one_line(world):
 
 def test_entries_of_one_rate_share_a_line(world):
     contract = world.seed_contract("101")
-    world.deliver(*[time_entry(f"te-{n}", "101", date(2026, 11, 2 + n % 10), "1.5")
-                    for n in range(40)])
+    world.deliver(
+        *[time_entry(f"te-{n}", "101", date(2026, 11, 2 + n % 10), "1.5") for n in range(40)]
+    )
     world.run()
     world.bill(contract, date(2026, 11, 15))
     world.run()
@@ -86,7 +91,8 @@ def test_duplicate_delivery_and_a_repeated_billing_run_never_bill_twice(world):
 
 
 def test_a_crash_between_sending_lines_and_recording_inclusion_resumes_without_rebilling(
-        world, clock):
+    world, clock
+):
     contract = world.seed_contract("103")
     world.deliver(time_entry("te-1", "103", date(2026, 11, 10), "3"))
     world.run()
@@ -96,6 +102,7 @@ def test_a_crash_between_sending_lines_and_recording_inclusion_resumes_without_r
         if operation == "finalize_invoice" and calls["n"] == 0:
             calls["n"] += 1
             from q2c.errors import RetriableError
+
             raise RetriableError("billing platform timed out")
 
     world.billing.fault = finalize_fails_once
@@ -113,16 +120,17 @@ def test_a_crash_between_sending_lines_and_recording_inclusion_resumes_without_r
     ("event", "message", "field"),
     [
         (time_entry("te-c", "200", date(2026, 11, 10), "2"), "which is closed", "project_id"),
-        (time_entry("te-r", "201", date(2026, 11, 10), "2", role="Architect",
-                    service_item=None), "no rate for role 'Architect'", None),
+        (
+            time_entry("te-r", "201", date(2026, 11, 10), "2", role="Architect", service_item=None),
+            "no rate for role 'Architect'",
+            None,
+        ),
         (time_entry("te-n", "201", date(2026, 11, 10), "-2"), "negative quantity", "quantity"),
-        (expense("ex-1", "201", date(2026, 11, 10), Money.of("80.00", "JPY")),
-         "JPY", None),
+        (expense("ex-1", "201", date(2026, 11, 10), Money.of("80.00", "JPY")), "JPY", None),
     ],
     ids=["closed-project", "unknown-role", "negative-quantity", "currency-without-rate"],
 )
-def test_bad_delivery_is_parked_with_a_business_message_and_a_fix(world, event, message,
-                                                                    field):
+def test_bad_delivery_is_parked_with_a_business_message_and_a_fix(world, event, message, field):
     world.seed_contract("200", project_status="closed")
     world.seed_contract("201")
     world.deliver(event)
@@ -157,8 +165,13 @@ def test_not_to_exceed_bills_up_to_the_cap_and_parks_the_rest(world):
 
 def test_expenses_are_marked_up_converted_and_non_billable_categories_held(world):
     terms = BillingTerms(tax_code="US-EXEMPT")
-    terms = terms.model_copy(update={"expenses": terms.expenses.model_copy(update={
-        "markup_percent": Decimal(10), "non_billable_categories": ["entertainment"]})})
+    terms = terms.model_copy(
+        update={
+            "expenses": terms.expenses.model_copy(
+                update={"markup_percent": Decimal(10), "non_billable_categories": ["entertainment"]}
+            )
+        }
+    )
     contract = world.seed_contract("400", terms=terms)
     world.deliver(
         expense("ex-1", "400", date(2026, 11, 10), Money.of("100.00", "EUR")),
@@ -175,13 +188,22 @@ def test_expenses_are_marked_up_converted_and_non_billable_categories_held(world
 
 def test_fixed_fee_installments_bill_once_each(world):
     schedule = [
-        {"sequence": 1, "bill_date": date(2026, 11, 15), "description": "Kick-off",
-         "amount": usd("4000.00")},
-        {"sequence": 2, "bill_date": date(2026, 12, 15), "description": "Delivery",
-         "amount": usd("6000.00")},
+        {
+            "sequence": 1,
+            "bill_date": date(2026, 11, 15),
+            "description": "Kick-off",
+            "amount": usd("4000.00"),
+        },
+        {
+            "sequence": 2,
+            "bill_date": date(2026, 12, 15),
+            "description": "Delivery",
+            "amount": usd("6000.00"),
+        },
     ]
-    contract = world.seed_contract("500", model=BillingModel.FIXED_FEE, total="10000.00",
-                                   schedule=schedule)
+    contract = world.seed_contract(
+        "500", model=BillingModel.FIXED_FEE, total="10000.00", schedule=schedule
+    )
     world.deliver(time_entry("te-1", "500", date(2026, 11, 10), "5"))  # tracked, not billed
     world.run()
     world.bill(contract, NOV)
@@ -195,9 +217,17 @@ def test_fixed_fee_installments_bill_once_each(world):
 
 def test_milestones_bill_their_percent_of_the_contract(world):
     contract = world.seed_contract("600", model=BillingModel.MILESTONE, total="50000.00")
-    world.deliver(BillingEvent(id="ms-1", kind=BillingEventKind.MILESTONE, project_id="prj-600",
-                               work_date=date(2026, 11, 20), unit="each",
-                               percent=Decimal(30), description="Design signed off"))
+    world.deliver(
+        BillingEvent(
+            id="ms-1",
+            kind=BillingEventKind.MILESTONE,
+            project_id="prj-600",
+            work_date=date(2026, 11, 20),
+            unit="each",
+            percent=Decimal(30),
+            description="Design signed off",
+        )
+    )
     world.run()
     world.bill(contract, NOV)
     world.run()
@@ -208,13 +238,29 @@ def test_milestones_bill_their_percent_of_the_contract(world):
 def test_usage_is_priced_on_graduated_tiers(world):
     from q2c.canonical.models import UsagePricing, UsageTier
 
-    terms = BillingTerms(tax_code="US-EXEMPT", usage=UsagePricing(tiers=[
-        UsageTier(up_to=Decimal(1000), unit_price=usd("0.50")),
-        UsageTier(up_to=None, unit_price=usd("0.40"))]))
+    terms = BillingTerms(
+        tax_code="US-EXEMPT",
+        usage=UsagePricing(
+            tiers=[
+                UsageTier(up_to=Decimal(1000), unit_price=usd("0.50")),
+                UsageTier(up_to=None, unit_price=usd("0.40")),
+            ]
+        ),
+    )
     contract = world.seed_contract("700", model=BillingModel.USAGE, terms=terms)
-    world.deliver(*[BillingEvent(id=f"u-{n}", kind=BillingEventKind.USAGE,
-                                 project_id="prj-700", work_date=date(2026, 11, 1 + n),
-                                 unit="unit", quantity=Decimal(600)) for n in range(3)])
+    world.deliver(
+        *[
+            BillingEvent(
+                id=f"u-{n}",
+                kind=BillingEventKind.USAGE,
+                project_id="prj-700",
+                work_date=date(2026, 11, 1 + n),
+                unit="unit",
+                quantity=Decimal(600),
+            )
+            for n in range(3)
+        ]
+    )
     world.run()
     world.bill(contract, NOV)
     world.run()
@@ -226,9 +272,15 @@ def test_usage_is_priced_on_graduated_tiers(world):
 def test_retainer_bills_the_fee_and_carries_unused_hours(world):
     from q2c.canonical.models import RetainerBillingTerms
 
-    terms = BillingTerms(tax_code="US-EXEMPT", retainer=RetainerBillingTerms(
-        period_fee=usd("10000.00"), hours_allowance=Decimal(50), overage_rate=usd("220.00"),
-        rollover_cap_hours=Decimal(10)))
+    terms = BillingTerms(
+        tax_code="US-EXEMPT",
+        retainer=RetainerBillingTerms(
+            period_fee=usd("10000.00"),
+            hours_allowance=Decimal(50),
+            overage_rate=usd("220.00"),
+            rollover_cap_hours=Decimal(10),
+        ),
+    )
     contract = world.seed_contract("800", model=BillingModel.RETAINER, terms=terms)
     world.deliver(time_entry("te-1", "800", date(2026, 11, 10), "44"))
     world.run()
