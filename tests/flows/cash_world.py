@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from q2c.canonical.events import BillingRunRequested, CloudEvent, new_event
+from q2c.canonical.events import BillingRunRequested, CloudEvent, PeriodClosed, new_event
 from q2c.canonical.models import (
     BillingEvent,
     BillingEventKind,
@@ -58,6 +58,7 @@ MAPPINGS: dict[str, Any] = {
         )
     },
     "tax_code": {"US-EXEMPT": {"*": {"erp": "T0"}}, "DE-VAT19": {"*": {"erp": "T19"}}},
+    "gl_account": {"deferred_revenue": {"*": {"erp": "2400"}}, "revenue": {"*": {"erp": "4000"}}},
 }
 
 
@@ -250,6 +251,14 @@ class CashWorld:
             for n, e in enumerate(events)
         ]
         return self.inbox.accept(cloud)
+
+    def close_period(self, period_end: date, *, event_id: str | None = None,
+                     legal_entity: str = "US01") -> list[Receipt]:
+        close = PeriodClosed(legal_entity=legal_entity, period_start=period_end.replace(day=1),
+                             period_end=period_end)
+        return self.inbox.accept([new_event(
+            "period.closed", close, source="urn:test:erp",
+            event_id=event_id or f"close-{legal_entity}-{period_end}")])
 
     def bill(
         self, contract_id: str, period_end: date, *, start: date | None = None

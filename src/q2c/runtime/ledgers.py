@@ -228,6 +228,19 @@ class BillableEvents:
                     found[r.id] = BillingEvent.model_validate(loads(r.data))
         return [found[i] for i in ids if i in found]
 
+    def for_contract(self, contract_id: str, kind: BillingEventKind) -> list[BillingEvent]:
+        """Every recorded event of a kind for a contract, whatever its billing status."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(billable_events.c.data)
+                .where(
+                    billable_events.c.contract_id == contract_id,
+                    billable_events.c.kind == kind.value,
+                )
+                .order_by(billable_events.c.work_date, billable_events.c.id)
+            ).all()
+        return [BillingEvent.model_validate(loads(r.data)) for r in rows]
+
     def billed_ids(self, contract_id: str, kind: BillingEventKind) -> list[str]:
         with self.engine.connect() as connection:
             return list(
