@@ -28,7 +28,7 @@ def test_happy_path_creates_each_record_once_and_publishes(db, clock):
     assert world.crm.write_backs["006A"]["sales_order"] == next(
         iter(world.erp.sales_orders.values()))["id"]
     assert _count(db, outbox, outbox.c.type == "project.activated") == 1
-    assert _count(db, steps, steps.c.transaction_id == tx, steps.c.status == "done") == 8
+    assert _count(db, steps, steps.c.transaction_id == tx, steps.c.status == "done") == 9
     customer_links = world.xref.search(object_type="customer")
     assert {link["system"] for link in customer_links} == {"crm", "erp"}
     assert world.status(tx) == "completed"
@@ -126,7 +126,7 @@ def test_missing_mapping_parks_then_fix_and_replay_resumes_at_failed_step(db, cl
     [outcome] = world.engine.run_due()
     assert outcome.status == "completed"
     assert len(world.erp.customers) == 1  # not created again
-    assert _count(db, steps, steps.c.transaction_id == tx) == 8
+    assert _count(db, steps, steps.c.transaction_id == tx) == 9
     assert fetches_before == 4  # fetch, validate, resolve done + enrich failed
     [resolved] = world.engine.exception_queue.list(ExceptionFilter(status="resolved"))
     assert resolved.transaction_id == tx

@@ -2,7 +2,8 @@
 customer, a project and a sales order with its billing schedule, in seconds.
 
     fetch_proposal -> validate -> resolve_customer -> enrich -> create_project
-        -> create_sales_order -> write_back_crm -> publish_project_activated
+        -> create_sales_order -> create_psa_project -> write_back_crm
+        -> publish_project_activated
 
 Every ERP write uses an external id derived from the business key, so a repeated step lands
 on the same record. Matching an existing ERP customer goes: cross-reference hub, then the
@@ -15,7 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import Connection
 
+from q2c.canonical.base import CanonicalObject
 from q2c.canonical.events import CloudEvent, OpportunityClosedWon, ProjectActivated, new_event
 from q2c.canonical.models import Contract, ContractLine, Customer, Project, Proposal
 from q2c.canonical.money import Money
@@ -23,7 +26,7 @@ from q2c.errors import ApprovalRefusedError, BusinessFixError, ValidationError
 from q2c.flows.ports import SalesOrderRefs
 from q2c.flows.services import Services
 from q2c.pricing.schedules import billing_schedule
-from q2c.runtime.flow import Flow, FlowKey, Step, StepContext, StepResult, XrefLink
+from q2c.runtime.flow import Flow, FlowKey, HubWrite, Step, StepContext, StepResult, XrefLink
 from q2c.runtime.retry import RetryPolicy
 from q2c.runtime.xref import new_canonical_id
 
@@ -136,7 +139,11 @@ def resolve_customer(context: StepContext) -> StepResult:
     # The ERP's link wins: a customer first known in the ERP keeps its canonical id.
     erp_linked = services.xref.canonical_id(erp, "customer", found.erp_id)
     canonical_id = erp_linked or canonical_id or new_canonical_id("customer")
+    known = customer.model_copy(
+        update={"id": canonical_id, "xrefs": {crm: crm_account, erp: found.erp_id}}
+    )
     return StepResult(
+        writes=_remember(services, "customer", known, proposal.legal_entity),
         output={
             "customer_id": canonical_id,
             "erp_customer_id": found.erp_id,
@@ -220,7 +227,13 @@ def create_project(context: StepContext) -> StepResult:
         department=enriched["department"],
     )
     return StepResult(
-        output={"project_id": project_id, "erp_project_id": ref.erp_id, "code": project.code},
+        writes=_remember(services, "project", project, proposal.legal_entity),
+        output={
+            "project_id": project_id,
+            "erp_project_id": ref.erp_id,
+            "code": project.code,
+            "project": project.model_dump(mode="json"),
+        },
         xrefs=[
             XrefLink(project_id, "project", erp, ref.erp_id),
             XrefLink(project_id, "project", services.crm.system, opportunity),
@@ -268,7 +281,18 @@ def create_sales_order(context: StepContext) -> StepResult:
         ),
     )
     scheduled = Money.total((line.amount for line in contract.billing_schedule), contract.currency)
+    linked_project = (
+        Project.model_validate({**project["project"], "contract_id": contract_id})
+        if "project" in project
+        else None
+    )
     return StepResult(
+        writes=_remember(services, "contract", contract, proposal.legal_entity)
+        + (
+            _remember(services, "project", linked_project, proposal.legal_entity)
+            if linked_project is not None
+            else []
+        ),
         output={
             "contract_id": contract_id,
             "erp_sales_order_id": ref.erp_id,
@@ -277,6 +301,48 @@ def create_sales_order(context: StepContext) -> StepResult:
             "scheduled_total": scheduled.as_json(),
         },
         xrefs=[XrefLink(contract_id, "contract", erp, ref.erp_id)],
+    )
+
+
+def _remember(
+    services: Services, object_type: str, record: CanonicalObject, legal_entity: str
+) -> list[HubWrite]:
+    """Keep the canonical record in the hub (delivery-to-cash reads contracts and projects
+    from there), in the step's own commit."""
+    if services.ledgers is None:
+        return []
+    records = services.ledgers.records
+    status = getattr(record, "status", None)
+
+    def write(connection: Connection) -> None:
+        records.save_in(
+            connection,
+            object_type,
+            record,
+            canonical_id=record.id,
+            legal_entity=legal_entity,
+            status=status,
+        )
+
+    return [write]
+
+
+def create_psa_project(context: StepContext) -> StepResult:
+    """The project people log time against, when a PSA is configured (Kantata, ...)."""
+    services = _services(context)
+    if services.psa_port is None:
+        return StepResult(output={"skipped": "no PSA configured"})
+    proposal = _proposal(context)
+    created = context.output_of("create_project")
+    project = Project.model_validate(created["project"])
+    ref = services.psa.upsert_project(
+        project,
+        external_id=f"q2c-prj-{proposal.opportunity_id}",
+        customer_name=proposal.customer.legal_name,
+    )
+    return StepResult(
+        output={"psa_project_id": ref.erp_id},
+        xrefs=[XrefLink(project.id, "project", services.psa.system, ref.erp_id)],
     )
 
 
@@ -335,6 +401,7 @@ def build_flow(retry: RetryPolicy | None = None) -> Flow:
             Step("enrich", enrich, system="erp", retry=policy),
             Step("create_project", create_project, system="erp", retry=policy),
             Step("create_sales_order", create_sales_order, system="erp", retry=policy),
+            Step("create_psa_project", create_psa_project, system="psa", retry=policy),
             Step("write_back_crm", write_back_crm, system="crm", retry=policy),
             Step("publish_project_activated", publish_project_activated, retry=policy),
         ),
