@@ -15,18 +15,33 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from q2c.config import Q2CConfig
+from q2c.config import Q2CConfig, RetryConfig
 from q2c.connectors.registry import Connections, connect_systems
 from q2c.errors import ConfigError
-from q2c.flows import opportunity_to_project
-from q2c.flows.ports import CrmPort, ErpPort
-from q2c.flows.services import ApprovalPolicy, Services
+from q2c.flows import (
+    delivery_to_billing,
+    invoice_to_ledger,
+    opportunity_to_project,
+    payment_to_ledger,
+    revenue_recognition,
+)
+from q2c.flows.ports import (
+    ArLedgerPort,
+    BillingPort,
+    CrmPort,
+    ErpPort,
+    JournalPort,
+    PsaPort,
+    ReferenceDataPort,
+)
+from q2c.flows.services import ApprovalPolicy, HubLedgers, Services
 from q2c.flows.shadow import ShadowCrm, ShadowErp
 from q2c.mapping.ownership import OwnershipRules
 from q2c.mapping.value_maps import ValueMaps
 from q2c.runtime.engine import SagaEngine
 from q2c.runtime.flow import Flow, Mode
 from q2c.runtime.inbox import Inbox, Routing
+from q2c.runtime.ledgers import BillableEvents, LedgerDocuments, MasterRecords
 from q2c.runtime.outbox import LocalPublisher, OutboxRelay, Publisher
 from q2c.runtime.payload_history import PayloadHistory, Redactor
 from q2c.runtime.retry import RetryPolicy
@@ -68,6 +83,7 @@ class Hub:
         flow = self.config.flows.opportunity_to_project
         enabled = frozenset(flow.enabled_for) | frozenset(flow.shadow_for)
         approval = self.config.approval
+        live = mode == "live"  # shadow mode never writes: delivery-to-cash ports stay unwired
         return Services(
             crm=crm,
             erp=erp,
@@ -80,6 +96,27 @@ class Hub:
             ),
             enabled_entities=enabled or None,
             shadow_log=log,
+            psa_port=self._role("psa", PsaPort) if live else None,
+            billing_port=self._role("billing", BillingPort) if live else None,
+            ledger_port=self._role("erp", ArLedgerPort) if live else None,
+            journal_port=self._role("erp", JournalPort) if live else None,
+            reference_port=self._role("erp", ReferenceDataPort) if live else None,
+            ledgers=self.ledgers,
+        )
+
+    def _role(self, role: str, port: type) -> Any:
+        """The adapter filed under ``role`` if it implements ``port``, else None."""
+        adapter = self.connections.by_role.get(role)
+        return adapter if adapter is not None and isinstance(adapter, port) else None
+
+    @property
+    def ledgers(self) -> HubLedgers:
+        return HubLedgers(
+            records=MasterRecords(self.db, now=self.clock),
+            billable=BillableEvents(self.db, now=self.clock),
+            documents=LedgerDocuments(self.db, now=self.clock),
+            exceptions=self.engine.exception_queue,
+            inbox=self.inbox,
         )
 
     def add_mapping(
@@ -123,7 +160,7 @@ def bootstrap(
     conns = connections or connect_systems(config, recorder=payloads.record_exchange)
 
     def mode_for(flow: str, partition: str | None) -> str:
-        settings = getattr(config.flows, flow)
+        settings = getattr(config.flows, CONFIG_SECTION.get(flow, flow))
         if partition is None:
             return "live" if settings.enabled_for else ("shadow" if settings.shadow_for else "off")
         return settings.mode(partition)  # type: ignore[no-any-return]
@@ -161,10 +198,14 @@ def bootstrap(
     return hub
 
 
-def _flows(config: Q2CConfig) -> dict[str, Flow]:
-    retry = config.flows.opportunity_to_project.retry
+CONFIG_SECTION = {delivery_to_billing.RUN: delivery_to_billing.INTAKE}
+"""Flows configured under another flow's section of q2c.yaml (a billing run is part of
+delivery-to-billing)."""
+
+
+def _policy(name: str, retry: RetryConfig) -> RetryPolicy:
     try:
-        policy = RetryPolicy(
+        return RetryPolicy(
             attempts=retry.attempts,
             initial_seconds=retry.initial_seconds,
             max_seconds=retry.max_seconds,
@@ -172,6 +213,28 @@ def _flows(config: Q2CConfig) -> dict[str, Flow]:
             jitter=retry.jitter,
         )
     except ValueError as exc:
-        raise ConfigError(f"q2c.yaml: flows.opportunity_to_project.retry: {exc}") from exc
-    flow = opportunity_to_project.build_flow(policy)
-    return {flow.name: flow}
+        raise ConfigError(f"q2c.yaml: flows.{name}.retry: {exc}") from exc
+
+
+def _flows(config: Q2CConfig) -> dict[str, Flow]:
+    settings = config.flows
+    intake, run = delivery_to_billing.build_flows(
+        _policy(delivery_to_billing.INTAKE, settings.delivery_to_billing.retry)
+    )
+    flows = [
+        opportunity_to_project.build_flow(
+            _policy(opportunity_to_project.NAME, settings.opportunity_to_project.retry)
+        ),
+        intake,
+        run,
+        invoice_to_ledger.build_flow(
+            _policy(invoice_to_ledger.NAME, settings.invoice_to_ledger.retry)
+        ),
+        payment_to_ledger.build_flow(
+            _policy(payment_to_ledger.NAME, settings.payment_to_ledger.retry)
+        ),
+        revenue_recognition.build_flow(
+            _policy(revenue_recognition.NAME, settings.revenue_recognition.retry)
+        ),
+    ]
+    return {flow.name: flow for flow in flows}
