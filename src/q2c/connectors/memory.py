@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,8 @@ from q2c.flows.ports import (
     BillingCustomerRef,
     BillingLine,
     ClosedWonPage,
+    DeliveryPage,
+    DeliveryRecord,
     ErpCustomer,
     ErpInvoice,
     ErpInvoiceLine,
@@ -44,7 +46,7 @@ from q2c.flows.ports import (
     SalesOrderRefs,
 )
 
-__all__ = ["InMemoryBilling", "InMemoryCrm", "InMemoryErp", "InMemoryLedger"]
+__all__ = ["InMemoryBilling", "InMemoryCrm", "InMemoryErp", "InMemoryLedger", "InMemoryPsa"]
 
 FaultHook = Callable[[str], None]
 
@@ -435,3 +437,30 @@ class InMemoryLedger:
 
     def currencies(self) -> dict[str, str]:
         return dict(self.currency_ids)
+
+
+@dataclass
+class InMemoryPsa:
+    """A PSA in memory: approved delivery listed after an ``updated_at`` watermark."""
+
+    system: str = "psa"
+    records: list[DeliveryRecord] = field(default_factory=list)
+    projects: dict[str, str] = field(default_factory=dict)  # external id -> PSA project id
+    fault: FaultHook = _no_fault
+
+    def approved_delivery_since(self, watermark: str | None) -> DeliveryPage:
+        self.fault("approved_delivery_since")
+        after = datetime.fromisoformat(watermark) if watermark else None
+        fresh = sorted(
+            (r for r in self.records if after is None or r.updated_at > after),
+            key=lambda r: (r.updated_at, r.system_id),
+        )
+        mark = fresh[-1].updated_at.isoformat() if fresh else watermark
+        return DeliveryPage(fresh, mark)
+
+    def upsert_project(
+        self, project: Project, *, external_id: str, customer_name: str
+    ) -> ErpRecordRef:
+        self.fault("upsert_project")
+        psa_id = self.projects.setdefault(external_id, f"ws-{len(self.projects) + 1}")
+        return ErpRecordRef(psa_id, external_id)

@@ -1,9 +1,16 @@
-"""Polling consumer for CRMs without push: closed-won opportunities since a watermark.
+"""Polling consumers for systems without push, each from a saved watermark.
 
-Each opportunity becomes an ``opportunity.closed_won`` CloudEvent whose id is the opportunity
-and proposal version, so a re-poll (our own write-back bumps SystemModstamp) is a duplicate
-the inbox drops. The watermark is saved only after the events are in the inbox: a crash in
-between means a re-poll, never a loss.
+- CRM: closed-won opportunities → ``opportunity.closed_won`` (id: opportunity + proposal
+  version, so a re-poll after our own write-back is a duplicate the inbox drops);
+- PSA: approved time and expenses, completed milestones → ``time.approved`` /
+  ``expense.approved`` / ``milestone.completed`` (id: record + its update stamp; the business
+  key is the record, so a later edit of an already accepted entry is acknowledged as a
+  duplicate business key and never billed twice);
+- billing platform: finalized invoices → ``invoice.finalized`` and payments →
+  ``payment.received``.
+
+A watermark is saved only after the events are in the inbox: a crash in between means a
+re-poll, never a loss.
 """
 
 from __future__ import annotations
@@ -14,12 +21,39 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from q2c.canonical.events import new_event
-from q2c.flows.ports import CrmPort
+from q2c.canonical.events import CloudEvent, new_event
+from q2c.canonical.models import BillingEvent, BillingEventKind
+from q2c.flows.ports import BillingPort, CrmPort, DeliveryRecord, PsaPort
 from q2c.runtime.inbox import Inbox, Receipt
+from q2c.runtime.xref import XrefHub
 from q2c.store.schema import watermarks
 
-__all__ = ["ClosedWonPoller"]
+__all__ = ["BillingPoller", "ClosedWonPoller", "DeliveryPoller", "delivery_event"]
+
+
+class _Watermarks:
+    """A named watermark per polled feed, saved after the feed's events are in the inbox."""
+
+    def __init__(self, db: Engine, now: Callable[[], datetime]) -> None:
+        self.db = db
+        self.now = now
+
+    def get(self, name: str) -> str | None:
+        with self.db.connect() as connection:
+            return connection.execute(
+                select(watermarks.c.value).where(watermarks.c.name == name)
+            ).scalar_one_or_none()
+
+    def save(self, name: str, value: str) -> None:
+        now = self.now()
+        with self.db.begin() as connection:
+            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(watermarks).values(name=name, value=value, updated_at=now)
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["name"], set_={"value": value, "updated_at": now}
+                )
+            )
 
 
 class ClosedWonPoller:
@@ -31,12 +65,10 @@ class ClosedWonPoller:
         self.crm = crm
         self.now = now
         self.name = f"{crm.system}:opportunity.closed_won"
+        self._marks = _Watermarks(db, now)
 
     def watermark(self) -> str | None:
-        with self.db.connect() as connection:
-            return connection.execute(
-                select(watermarks.c.value).where(watermarks.c.name == self.name)
-            ).scalar_one_or_none()
+        return self._marks.get(self.name)
 
     def poll(self) -> list[Receipt]:
         page = self.crm.closed_won_since(self.watermark())
@@ -52,18 +84,122 @@ class ClosedWonPoller:
         ]
         receipts = self.inbox.accept(events)
         if page.watermark is not None:
-            self._save(page.watermark)
+            self._marks.save(self.name, page.watermark)
         return receipts
 
-    def _save(self, value: str) -> None:
-        now = self.now()
-        with self.db.begin() as connection:
-            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-            statement = dialect.insert(watermarks).values(
-                name=self.name, value=value, updated_at=now
+
+_DELIVERY_TYPES = {
+    "time": ("time.approved", BillingEventKind.TIME),
+    "expense": ("expense.approved", BillingEventKind.EXPENSE),
+    "milestone": ("milestone.completed", BillingEventKind.MILESTONE),
+}
+
+
+def delivery_event(record: DeliveryRecord, system: str, xref: XrefHub) -> CloudEvent:
+    """The canonical event for one PSA record. Its project is the hub's project linked to the
+    PSA project; an unlinked one keeps ``<system>:<id>`` and the flow parks it, by name."""
+    event_type, kind = _DELIVERY_TYPES[record.kind]
+    project_id = xref.canonical_id(system, "project", record.project_ref) or (
+        f"{system}:{record.project_ref}"
+    )
+    billing_event = BillingEvent(
+        id=f"{system}:{record.system_id}",
+        xrefs={system: record.system_id},
+        kind=kind,
+        project_id=project_id,
+        work_date=record.work_date,
+        quantity=record.quantity,
+        unit=record.unit,
+        role=record.role,
+        service_item=record.service_item,
+        amount=record.amount,
+        percent=record.percent,
+        description=record.description,
+        expense_category=record.expense_category,
+        billable=record.billable,
+        approved_at=record.approved_at,
+        source_system=system,
+    )
+    return new_event(
+        event_type,
+        billing_event,
+        source=f"urn:q2c:{system}:poller",
+        subject=billing_event.id,
+        event_id=f"{billing_event.id}@{record.updated_at.isoformat()}",
+    )
+
+
+class DeliveryPoller:
+    def __init__(
+        self,
+        db: Engine,
+        inbox: Inbox,
+        psa: PsaPort,
+        xref: XrefHub,
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.inbox = inbox
+        self.psa = psa
+        self.xref = xref
+        self.name = f"{psa.system}:delivery.approved"
+        self._marks = _Watermarks(db, now)
+
+    def poll(self) -> list[Receipt]:
+        page = self.psa.approved_delivery_since(self._marks.get(self.name))
+        receipts: list[Receipt] = []
+        for start in range(0, len(page.records), 500):
+            receipts += self.inbox.accept(
+                [
+                    delivery_event(r, self.psa.system, self.xref)
+                    for r in page.records[start : start + 500]
+                ]
             )
-            connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["name"], set_={"value": value, "updated_at": now}
+        if page.watermark is not None:
+            self._marks.save(self.name, page.watermark)
+        return receipts
+
+
+class BillingPoller:
+    def __init__(
+        self, db: Engine, inbox: Inbox, billing: BillingPort, *, now: Callable[[], datetime]
+    ) -> None:
+        self.inbox = inbox
+        self.billing = billing
+        self._marks = _Watermarks(db, now)
+
+    def poll(self) -> list[Receipt]:
+        system = self.billing.system
+        source = f"urn:q2c:{system}:poller"
+        invoices_mark, payments_mark = f"{system}:invoice.finalized", f"{system}:payment.received"
+        invoices = self.billing.finalized_invoices_since(self._marks.get(invoices_mark))
+        receipts = self.inbox.accept(
+            [
+                new_event(
+                    "invoice.finalized",
+                    invoice,
+                    source=source,
+                    subject=invoice.xrefs.get(system, invoice.id),
+                    event_id=f"{invoice.xrefs.get(system, invoice.id)}:finalized",
                 )
-            )
+                for invoice in invoices.invoices
+            ]
+        )
+        if invoices.watermark is not None:
+            self._marks.save(invoices_mark, invoices.watermark)
+        payments = self.billing.payments_since(self._marks.get(payments_mark))
+        receipts += self.inbox.accept(
+            [
+                new_event(
+                    "payment.received",
+                    payment,
+                    source=source,
+                    subject=payment.xrefs.get(system, payment.id),
+                    event_id=f"{payment.xrefs.get(system, payment.id)}:received",
+                )
+                for payment in payments.payments
+            ]
+        )
+        if payments.watermark is not None:
+            self._marks.save(payments_mark, payments.watermark)
+        return receipts
