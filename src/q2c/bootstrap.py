@@ -23,6 +23,7 @@ from q2c.flows import (
     invoice_to_ledger,
     opportunity_to_project,
     payment_to_ledger,
+    reference_data_sync,
     revenue_recognition,
 )
 from q2c.flows.ports import (
@@ -103,6 +104,42 @@ class Hub:
             reference_port=self._role("erp", ReferenceDataPort) if live else None,
             ledgers=self.ledgers,
         )
+
+    def feeds(self, *, poll_crm: bool = True) -> list[Any]:
+        """Everything the worker ticks between runs: pollers of the systems that have no push
+        and the schedules of scheduled flows."""
+        from q2c.canonical.events import ReferenceSyncRequested
+        from q2c.runtime.poller import BillingPoller, ClosedWonPoller, DeliveryPoller
+        from q2c.runtime.schedule import FlowSchedule
+
+        feeds: list[Any] = []
+        if poll_crm and "crm" in self.connections.by_role:
+            feeds.append(
+                ClosedWonPoller(self.db, self.inbox, self.connections.port("crm"), now=self.clock)
+            )
+        psa = self._role("psa", PsaPort)
+        if psa is not None and self.config.flows.delivery_to_billing.enabled_for:
+            feeds.append(DeliveryPoller(self.db, self.inbox, psa, self.xref, now=self.clock))
+        billing = self._role("billing", BillingPort)
+        if billing is not None and (
+            self.config.flows.invoice_to_ledger.enabled_for
+            or self.config.flows.payment_to_ledger.enabled_for
+        ):
+            feeds.append(BillingPoller(self.db, self.inbox, billing, now=self.clock))
+        sync = self.config.flows.reference_data_sync
+        if sync.schedule and sync.enabled_for and self._role("erp", ReferenceDataPort):
+            feeds.append(
+                FlowSchedule(
+                    self.db,
+                    self.inbox,
+                    name=reference_data_sync.NAME,
+                    crontab=sync.schedule,
+                    event_type="reference_data.sync_requested",
+                    data=lambda fire: ReferenceSyncRequested(as_of=fire.date()),
+                    now=self.clock,
+                )
+            )
+        return feeds
 
     def _role(self, role: str, port: type) -> Any:
         """The adapter filed under ``role`` if it implements ``port``, else None."""
@@ -235,6 +272,9 @@ def _flows(config: Q2CConfig) -> dict[str, Flow]:
         ),
         revenue_recognition.build_flow(
             _policy(revenue_recognition.NAME, settings.revenue_recognition.retry)
+        ),
+        reference_data_sync.build_flow(
+            _policy(reference_data_sync.NAME, settings.reference_data_sync.retry)
         ),
     ]
     return {flow.name: flow for flow in flows}

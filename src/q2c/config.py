@@ -296,6 +296,25 @@ class FlowConfig(_Section):
     shadow_for: list[str] = Field(default_factory=list)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     max_replays: int = Field(default=5, ge=0)
+    schedule: str | None = Field(
+        default=None,
+        description="crontab expression (UTC) for scheduled flows, e.g. '0 2 * * *'",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _crontab(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a crontab expression (minute hour day month weekday): {exc}"
+            ) from None
+        return value
 
     def mode(self, legal_entity: str) -> FlowMode:
         if legal_entity in self.enabled_for or ANY_ENTITY in self.enabled_for:

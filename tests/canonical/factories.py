@@ -338,6 +338,7 @@ EVENT_PAYLOADS: dict[str, Callable[[], Payload]] = {
         "period_end": "2026-11-30",
         "document_date": "2026-11-30",
     },
+    "reference_data.sync_requested": lambda: {"as_of": "2026-11-27"},
     "project.activated": project_activated,
     "invoice.posted": lambda: {
         "invoice_id": "inv-1",

@@ -29,6 +29,7 @@ __all__ = [
     "PaymentApplied",
     "PeriodClosed",
     "ProjectActivated",
+    "ReferenceSyncRequested",
     "RevenueRecognized",
     "TransactionFailed",
     "new_event",
@@ -129,6 +130,13 @@ class BillingRunRequested(CanonicalModel):
         return self
 
 
+class ReferenceSyncRequested(CanonicalModel):
+    """Copy the ERP's exchange rates (effective by ``as_of``), tax codes and items into the
+    hub; scheduled by ``flows.reference_data_sync.schedule`` or requested by hand."""
+
+    as_of: date
+
+
 class InvoicePosted(CanonicalModel):
     invoice_id: str
     billing_number: str | None
@@ -190,6 +198,7 @@ INBOUND_TYPES: dict[str, type[BaseModel]] = {
     "payment.received": Payment,
     "period.closed": PeriodClosed,
     "billing.run_requested": BillingRunRequested,
+    "reference_data.sync_requested": ReferenceSyncRequested,
 }
 
 OUTBOUND_TYPES: dict[str, type[BaseModel]] = {

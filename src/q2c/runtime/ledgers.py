@@ -65,6 +65,39 @@ class MasterRecords:
                 )
             )
 
+    def save_if_changed_in(
+        self,
+        connection: Connection,
+        object_type: str,
+        record: BaseModel,
+        *,
+        canonical_id: str,
+        legal_entity: str | None = None,
+    ) -> bool:
+        """A new version when the data differs from the current one (reference data sync);
+        False when nothing changed."""
+        data = dumps(record.model_dump(mode="json"))
+        current = connection.execute(
+            select(master_records.c.version, master_records.c.data)
+            .where(
+                master_records.c.object_type == object_type,
+                master_records.c.canonical_id == canonical_id,
+            )
+            .order_by(master_records.c.version.desc())
+            .limit(1)
+        ).first()
+        if current is not None and current.data == data:
+            return False
+        self.save_in(
+            connection,
+            object_type,
+            record,
+            canonical_id=canonical_id,
+            version=1 if current is None else current.version + 1,
+            legal_entity=legal_entity,
+        )
+        return True
+
     def save(self, object_type: str, record: BaseModel, **kwargs: Any) -> None:
         with self.engine.begin() as connection:
             self.save_in(connection, object_type, record, **kwargs)
@@ -333,9 +366,7 @@ class LedgerDocuments:
         self.engine = engine
         self.now = now
 
-    def upsert_in(
-        self, connection: Connection, kind: str, document_id: str, **values: Any
-    ) -> None:
+    def upsert_in(self, connection: Connection, kind: str, document_id: str, **values: Any) -> None:
         """Insert the document or update the given columns (replays write the same values)."""
         now = self.now()
         for name, value in list(values.items()):
@@ -372,9 +403,7 @@ class LedgerDocuments:
 
     def totals(self) -> list[LedgerTotals]:
         """Summed in Python with Decimal: the store keeps exact decimal text."""
-        sums: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(
-            lambda: defaultdict(Decimal)
-        )
+        sums: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         with self.engine.connect() as connection:
             for r in connection.execute(select(ledger_documents)):
                 bucket = sums[(r.legal_entity, r.currency)]

@@ -31,7 +31,7 @@ from q2c.store.schema import watermarks
 __all__ = ["BillingPoller", "ClosedWonPoller", "DeliveryPoller", "delivery_event"]
 
 
-class _Watermarks:
+class Watermarks:
     """A named watermark per polled feed, saved after the feed's events are in the inbox."""
 
     def __init__(self, db: Engine, now: Callable[[], datetime]) -> None:
@@ -65,7 +65,7 @@ class ClosedWonPoller:
         self.crm = crm
         self.now = now
         self.name = f"{crm.system}:opportunity.closed_won"
-        self._marks = _Watermarks(db, now)
+        self._marks = Watermarks(db, now)
 
     def watermark(self) -> str | None:
         return self._marks.get(self.name)
@@ -143,7 +143,7 @@ class DeliveryPoller:
         self.psa = psa
         self.xref = xref
         self.name = f"{psa.system}:delivery.approved"
-        self._marks = _Watermarks(db, now)
+        self._marks = Watermarks(db, now)
 
     def poll(self) -> list[Receipt]:
         page = self.psa.approved_delivery_since(self._marks.get(self.name))
@@ -166,7 +166,7 @@ class BillingPoller:
     ) -> None:
         self.inbox = inbox
         self.billing = billing
-        self._marks = _Watermarks(db, now)
+        self._marks = Watermarks(db, now)
 
     def poll(self) -> list[Receipt]:
         system = self.billing.system

@@ -59,14 +59,9 @@ def run_worker(
 ) -> None:
     """Loop until SIGTERM/SIGINT (or, with ``once``, until idle)."""
     from q2c.errors import Q2CError
-    from q2c.runtime.poller import ClosedWonPoller
 
     stopping = False
-    poller = (
-        ClosedWonPoller(hub.db, hub.inbox, hub.connections.port("crm"), now=hub.clock)
-        if poll_crm
-        else None
-    )
+    feeds = hub.feeds(poll_crm=poll_crm)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
@@ -77,11 +72,16 @@ def run_worker(
     released = hub.engine.release_own_claims()
     log.info("worker started", worker_id=hub.engine.worker_id, reclaimed=released)
     while not stopping:
-        if poller is not None:
+        for feed in feeds:
             try:
-                poller.poll()
+                feed.poll()
             except Q2CError as error:
-                log.warning("crm poll failed", error=error.message, detail=error.detail)
+                log.warning(
+                    "feed failed",
+                    feed=type(feed).__name__,
+                    error=error.message,
+                    detail=error.detail,
+                )
         try:
             ran = run_until_idle(hub, max_wait_seconds=poll_seconds)
         except OperationalError as exc:
