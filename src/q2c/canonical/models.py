@@ -121,62 +121,6 @@ class Customer(CanonicalObject):
 # --- commercial ----------------------------------------------------------------------------
 
 
-class ProposalLine(CanonicalModel):
-    line_no: int = Field(ge=1)
-    service_item: str = Field(min_length=1)
-    description: str = ""
-    role: str | None = None
-    quantity: NonNegativeDecimal
-    unit_price: Money
-    amount: Money
-
-
-class Proposal(CanonicalObject):
-    """An approved quote/proposal: scope and price as the CPQ published it, versioned."""
-
-    version: int = Field(ge=1)
-    opportunity_id: str
-    name: str = Field(min_length=1, max_length=200)
-    customer: Customer
-    legal_entity: str
-    currency: CurrencyCode
-    billing_model: BillingModel
-    revenue_method: RevenueMethod
-    start_date: date
-    end_date: date
-    department: str = Field(min_length=1)
-    lines: list[ProposalLine] = Field(min_length=1)
-    total: Money
-    not_to_exceed: Money | None = None
-    approved_at: datetime
-    rate_card_id: str | None = None
-
-    @model_validator(mode="after")
-    def _coherent(self) -> Proposal:
-        if self.end_date < self.start_date:
-            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
-        for line in self.lines:
-            for name, money in (("unit_price", line.unit_price), ("amount", line.amount)):
-                if money.currency != self.currency:
-                    raise ValueError(
-                        f"line {line.line_no} {name} is in {money.currency}, "
-                        f"the proposal is in {self.currency}"
-                    )
-        if self.total.currency != self.currency:
-            raise ValueError(f"total is in {self.total.currency}, proposal in {self.currency}")
-        lines_total = Money.total((line.amount for line in self.lines), self.currency)
-        if lines_total.rounded() != self.total.rounded():
-            raise ValueError(f"total {self.total} differs from the sum of its lines {lines_total}")
-        return self
-
-
-class BillingScheduleLine(CanonicalModel):
-    sequence: int = Field(ge=1)
-    bill_date: date
-    description: str
-    amount: Money
-
-
 class ExpenseTerms(CanonicalModel):
     markup_percent: NonNegativeDecimal = Decimal(0)
     non_billable_categories: list[str] = Field(default_factory=list)
@@ -212,6 +156,63 @@ class BillingTerms(CanonicalModel):
     expenses_count_toward_cap: bool = True
     retainer: RetainerBillingTerms | None = None
     usage: UsagePricing | None = None
+
+
+class ProposalLine(CanonicalModel):
+    line_no: int = Field(ge=1)
+    service_item: str = Field(min_length=1)
+    description: str = ""
+    role: str | None = None
+    quantity: NonNegativeDecimal
+    unit_price: Money
+    amount: Money
+
+
+class Proposal(CanonicalObject):
+    """An approved quote/proposal: scope and price as the CPQ published it, versioned."""
+
+    version: int = Field(ge=1)
+    opportunity_id: str
+    name: str = Field(min_length=1, max_length=200)
+    customer: Customer
+    legal_entity: str
+    currency: CurrencyCode
+    billing_model: BillingModel
+    revenue_method: RevenueMethod
+    start_date: date
+    end_date: date
+    department: str = Field(min_length=1)
+    lines: list[ProposalLine] = Field(min_length=1)
+    total: Money
+    not_to_exceed: Money | None = None
+    approved_at: datetime
+    rate_card_id: str | None = None
+    billing_terms: BillingTerms | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Proposal:
+        if self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        for line in self.lines:
+            for name, money in (("unit_price", line.unit_price), ("amount", line.amount)):
+                if money.currency != self.currency:
+                    raise ValueError(
+                        f"line {line.line_no} {name} is in {money.currency}, "
+                        f"the proposal is in {self.currency}"
+                    )
+        if self.total.currency != self.currency:
+            raise ValueError(f"total is in {self.total.currency}, proposal in {self.currency}")
+        lines_total = Money.total((line.amount for line in self.lines), self.currency)
+        if lines_total.rounded() != self.total.rounded():
+            raise ValueError(f"total {self.total} differs from the sum of its lines {lines_total}")
+        return self
+
+
+class BillingScheduleLine(CanonicalModel):
+    sequence: int = Field(ge=1)
+    bill_date: date
+    description: str
+    amount: Money
 
 
 class ContractLine(CanonicalModel):

@@ -20,7 +20,14 @@ from sqlalchemy import Connection
 
 from q2c.canonical.base import CanonicalObject
 from q2c.canonical.events import CloudEvent, OpportunityClosedWon, ProjectActivated, new_event
-from q2c.canonical.models import Contract, ContractLine, Customer, Project, Proposal
+from q2c.canonical.models import (
+    BillingTerms,
+    Contract,
+    ContractLine,
+    Customer,
+    Project,
+    Proposal,
+)
 from q2c.canonical.money import Money
 from q2c.errors import ApprovalRefusedError, BusinessFixError, ValidationError
 from q2c.flows.ports import SalesOrderRefs
@@ -265,6 +272,7 @@ def create_sales_order(context: StepContext) -> StepResult:
         lines=[ContractLine(**line.model_dump()) for line in proposal.lines],
         billing_schedule=billing_schedule(proposal),
         rate_card_id=proposal.rate_card_id,
+        billing_terms=proposal.billing_terms or BillingTerms(),
         department=proposal.department,
         proposal_id=proposal.id,
         proposal_version=proposal.version,

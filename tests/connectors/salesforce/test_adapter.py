@@ -202,6 +202,36 @@ def test_fetch_proposal_data_errors_name_the_field(
     assert info.value.context["record_id"] in (ids["opportunity_id"], ids["account_id"])
 
 
+def test_cpq_billing_terms_rate_card_and_cap_reach_the_proposal(
+    sandbox: SalesforceSandbox, crm: SalesforceCrm
+) -> None:
+    terms = (
+        '{"tax_code": "DE-VAT19", "payment_terms_days": 14, '
+        '"expenses": {"markup_percent": "7.5", "non_billable_categories": ["meals"]}}'
+    )
+    ids = seed_deal(sandbox, account_name="Terms GmbH", rate_card="RC-EU",
+                    not_to_exceed=Decimal("90000.00"), billing_terms=terms)
+    proposal = crm.fetch_proposal(ids["opportunity_id"])
+    assert proposal.rate_card_id == "RC-EU"
+    assert proposal.not_to_exceed == Money.of("90000.00", "EUR")
+    assert proposal.billing_terms is not None
+    assert proposal.billing_terms.tax_code == "DE-VAT19"
+    assert proposal.billing_terms.expenses.markup_percent == Decimal("7.5")
+    assert proposal.billing_terms.expenses.non_billable_categories == ["meals"]
+
+
+def test_malformed_billing_terms_name_the_field_and_the_problem(
+    sandbox: SalesforceSandbox, crm: SalesforceCrm
+) -> None:
+    ids = seed_deal(sandbox, account_name="Bad Terms GmbH",
+                    billing_terms='{"payment_terms_days": 999}')
+    with pytest.raises(ValidationError) as info:
+        crm.fetch_proposal(ids["opportunity_id"])
+    assert info.value.field == "Billing_Terms__c"
+    assert "payment_terms_days" in info.value.message
+    assert info.value.context["record_id"] == ids["opportunity_id"]
+
+
 # --- write_back ---------------------------------------------------------------------------------
 
 

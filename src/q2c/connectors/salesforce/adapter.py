@@ -45,6 +45,7 @@ ERP_ID_FIELDS: dict[str, str] = {
 _OPPORTUNITY_FIELDS = (
     "Id, Name, StageName, IsWon, CloseDate, Amount, CurrencyIsoCode, AccountId, SyncedQuoteId, "
     "Department__c, Billing_Model__c, Revenue_Method__c, Start_Date__c, End_Date__c, "
+    "Rate_Card__c, Not_To_Exceed__c, Billing_Terms__c, "
     "Account.Name, Account.Tax_Id__c, Account.BillingStreet, Account.BillingCity, "
     "Account.BillingState, Account.BillingPostalCode, Account.BillingCountry, "
     "Account.CurrencyIsoCode, Account.Legal_Entity__c, Account.Phone, Account.Industry"

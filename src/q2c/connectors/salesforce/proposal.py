@@ -19,6 +19,7 @@ from q2c.canonical.events import OpportunityClosedWon
 from q2c.canonical.models import (
     Address,
     BillingModel,
+    BillingTerms,
     Customer,
     Proposal,
     ProposalLine,
@@ -180,9 +181,33 @@ def build_proposal(opportunity: Record, quotes: list[Record], lines: list[Record
             if total is not None
             else Money.total((line.amount for line in proposal_lines), currency),
             approved_at=parse_datetime(quote["LastModifiedDate"]),
+            rate_card_id=opportunity.get("Rate_Card__c") or None,
+            not_to_exceed=Money.of(opportunity["Not_To_Exceed__c"], currency)
+            if opportunity.get("Not_To_Exceed__c") is not None
+            else None,
+            billing_terms=_billing_terms(opportunity, label, opp_id),
         )
     except pydantic.ValidationError as exc:
         raise _from_pydantic(exc, f"Quote {quote_id} on {label}", quote_id) from exc
+
+
+def _billing_terms(opportunity: Record, label: str, record_id: str) -> BillingTerms | None:
+    """``Billing_Terms__c`` holds the CPQ's billing terms as JSON; a malformed value is the
+    CPQ admin's to fix, so it is reported with the field and the parser's reason."""
+    raw = opportunity.get("Billing_Terms__c")
+    if not raw:
+        return None
+    try:
+        return BillingTerms.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "(document)"
+        raise _invalid(
+            f"{label} has billing terms that are not valid: {where}: {first.get('msg')}",
+            field="Billing_Terms__c",
+            record_id=record_id,
+            detail=str(exc),
+        ) from exc
 
 
 def _customer(account_id: str, account: Record, currency: str) -> Customer:

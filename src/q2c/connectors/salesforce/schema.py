@@ -325,6 +325,11 @@ SCHEMA: dict[str, SObjectDef] = {
             ),
             FieldDef("Start_Date__c", "Start Date", "date"),
             FieldDef("End_Date__c", "End Date", "date"),
+            _text("Rate_Card__c", "Rate Card", 80),
+            _num("Not_To_Exceed__c", "Not To Exceed", "currency", 18, 2),
+            # CPQ billing terms as JSON (retainer, usage tiers, expense markup, tax code):
+            # the long text area the q2c managed package adds to Opportunity
+            _text("Billing_Terms__c", "Billing Terms", 32768, kind="textarea"),
             *_ERP_IDS,
             _text("ERP_Project_Id__c", "ERP Project Id", 40, external_id=True),
             _text("ERP_Sales_Order_Id__c", "ERP Sales Order Id", 40, external_id=True),

@@ -45,6 +45,9 @@ def seed_closed_won_deal(
     billing_postal_code: str | None = None,
     billing_state: str | None = None,
     industry: str | None = "Consulting",
+    rate_card: str | None = None,
+    not_to_exceed: Decimal | None = None,
+    billing_terms: str | None = None,
 ) -> dict[str, Any]:
     """Create (or reuse) the account and products, then a synced, approved quote and the deal.
 
@@ -84,6 +87,9 @@ def seed_closed_won_deal(
                 "Revenue_Method__c": revenue_method,
                 "Start_Date__c": start,
                 "End_Date__c": end,
+                "Rate_Card__c": rate_card,
+                "Not_To_Exceed__c": not_to_exceed,
+                "Billing_Terms__c": billing_terms,
             },
         )
         quote_id = state.insert(
