@@ -23,6 +23,7 @@ from q2c.flows import (
     invoice_to_ledger,
     opportunity_to_project,
     payment_to_ledger,
+    rate_card_publication,
     reference_data_sync,
     revenue_recognition,
 )
@@ -235,7 +236,10 @@ def bootstrap(
     return hub
 
 
-CONFIG_SECTION = {delivery_to_billing.RUN: delivery_to_billing.INTAKE}
+CONFIG_SECTION = {
+    delivery_to_billing.RUN: delivery_to_billing.INTAKE,
+    rate_card_publication.NAME: reference_data_sync.NAME,
+}
 """Flows configured under another flow's section of q2c.yaml (a billing run is part of
 delivery-to-billing)."""
 
@@ -274,6 +278,9 @@ def _flows(config: Q2CConfig) -> dict[str, Flow]:
             _policy(revenue_recognition.NAME, settings.revenue_recognition.retry)
         ),
         reference_data_sync.build_flow(
+            _policy(reference_data_sync.NAME, settings.reference_data_sync.retry)
+        ),
+        rate_card_publication.build_flow(
             _policy(reference_data_sync.NAME, settings.reference_data_sync.retry)
         ),
     ]

@@ -339,6 +339,7 @@ EVENT_PAYLOADS: dict[str, Callable[[], Payload]] = {
         "document_date": "2026-11-30",
     },
     "reference_data.sync_requested": lambda: {"as_of": "2026-11-27"},
+    "rate_card.published": rate_card,
     "project.activated": project_activated,
     "invoice.posted": lambda: {
         "invoice_id": "inv-1",

@@ -16,7 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from q2c.canonical.base import CanonicalModel
-from q2c.canonical.models import BillingEvent, Invoice, Payment, Proposal
+from q2c.canonical.models import BillingEvent, Invoice, Payment, Proposal, RateCard
 from q2c.canonical.money import Money
 
 __all__ = [
@@ -199,6 +199,7 @@ INBOUND_TYPES: dict[str, type[BaseModel]] = {
     "period.closed": PeriodClosed,
     "billing.run_requested": BillingRunRequested,
     "reference_data.sync_requested": ReferenceSyncRequested,
+    "rate_card.published": RateCard,
 }
 
 OUTBOUND_TYPES: dict[str, type[BaseModel]] = {

@@ -73,6 +73,7 @@ from q2c.runtime.retry import RetryPolicy
 __all__ = [
     "INTAKE",
     "RUN",
+    "RateCardUse",
     "billing_run_event",
     "build_flows",
     "rate_contract",
@@ -112,13 +113,29 @@ def _what(event: BillingEvent) -> str:
 # --- reference data the rating needs, read from the hub's master records -------------------
 
 
+class RateCardUse(CanonicalModel):
+    """The latest work date a rate card version billed: a later version may not start
+    before it (``RateCardBook`` refuses)."""
+
+    rate_card_id: str
+    version: int
+    last_used_on: date
+
+
+def rate_card_use_id(rate_card_id: str, version: int) -> str:
+    return f"{rate_card_id}:v{version}"
+
+
 def rate_book(hub: HubLedgers, rate_card_id: str) -> RateCardBook:
+    """Every version of a rate card, with the dates billed lines used them on."""
     book = RateCardBook()
     for card in hub.records.versions("rate_card", rate_card_id, RateCard):
         book.add_version(card)
-    for card_id, version in hub.records.used_versions("rate_card"):
-        if card_id == rate_card_id:
-            book.mark_used(card_id, version)
+        use = hub.records.current(
+            "rate_card_use", rate_card_use_id(card.id, card.version), RateCardUse
+        )
+        if use is not None:
+            book.mark_used(card.id, card.version, on=use.last_used_on)
     return book
 
 
@@ -698,11 +715,12 @@ def record_inclusion(context: StepContext) -> StepResult:
             if line["kind"] in ("fixed_fee_installment", "retainer_period")
             and event_id.startswith(f"{contract.id}:")
         ]
-        used_cards = {
-            (line["rate_card_id"], line["rate_card_version"])
-            for line in rated["lines"]
-            if line["rate_card_id"]
-        }
+        used_cards: dict[tuple[str, int], date] = {}
+        for line in rated["lines"]:
+            if line["rate_card_id"]:
+                key = (line["rate_card_id"], line["rate_card_version"])
+                last = date.fromisoformat(line["period_end"])
+                used_cards[key] = max(last, used_cards.get(key, last))
         handover = new_event(
             "invoice.finalized",
             invoice,
@@ -720,8 +738,17 @@ def record_inclusion(context: StepContext) -> StepResult:
                     legal_entity=contract.legal_entity,
                 )
             hub.billable.mark_billed_in(connection, billed, billing_run=run)
-            for card_id, version in used_cards:
+            for (card_id, version), last_used in used_cards.items():
                 hub.records.set_status_in(connection, "rate_card", card_id, version, "used")
+                use_id = rate_card_use_id(card_id, version)
+                known = hub.records.current_in(connection, "rate_card_use", use_id, RateCardUse)
+                if known is None or known.last_used_on < last_used:
+                    hub.records.save_in(
+                        connection,
+                        "rate_card_use",
+                        RateCardUse(rate_card_id=card_id, version=version, last_used_on=last_used),
+                        canonical_id=use_id,
+                    )
             hub.documents.upsert_in(
                 connection,
                 "invoice",

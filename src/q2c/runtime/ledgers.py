@@ -117,15 +117,22 @@ class MasterRecords:
 
     def current(self, object_type: str, canonical_id: str, model: type[M]) -> M | None:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                select(master_records.c.data)
-                .where(
-                    master_records.c.object_type == object_type,
-                    master_records.c.canonical_id == canonical_id,
-                )
-                .order_by(master_records.c.version.desc())
-                .limit(1)
-            ).first()
+            return self.current_in(connection, object_type, canonical_id, model)
+
+    def current_in(
+        self, connection: Connection, object_type: str, canonical_id: str, model: type[M]
+    ) -> M | None:
+        """``current`` inside the caller's transaction (a step's write reading what it
+        updates: a second connection would wait on SQLite's single writer)."""
+        row = connection.execute(
+            select(master_records.c.data)
+            .where(
+                master_records.c.object_type == object_type,
+                master_records.c.canonical_id == canonical_id,
+            )
+            .order_by(master_records.c.version.desc())
+            .limit(1)
+        ).first()
         return None if row is None else model.model_validate(loads(row.data))
 
     def versions(self, object_type: str, canonical_id: str, model: type[M]) -> list[M]:
