@@ -48,3 +48,10 @@ def api(sandbox: NetSuiteSandbox, ids: dict[str, dict[str, str]]) -> httpx.Clien
         token_secret=sandbox.tba.token_secret,
     )
     return client
+
+
+@pytest.fixture
+def ledger(sandbox: NetSuiteSandbox, ids: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The ledger reference data on top of ``ids``: ``sandbox.reference`` after seeding."""
+    sandbox.seed_ledger_reference_data()
+    return sandbox.reference

@@ -74,3 +74,36 @@ def test_concurrency_limit_honours_retry_after() -> None:
     )
     assert isinstance(error, RateLimitedError)
     assert error.retry_after == 4
+
+
+@pytest.mark.parametrize(
+    ("code", "path", "message"),
+    [
+        (
+            "INVALID_CONTENT",
+            "item.items[1].taxCode",
+            "NetSuite rejected the sales order line 2 field 'taxCode': Something is wrong.",
+        ),
+        (
+            "INVALID_FLD_VALUE",
+            "apply.items[0].amount",
+            "NetSuite rejected the sales order application 1 field 'amount': Something is wrong.",
+        ),
+        (
+            "INVALID_KEY_OR_REF",
+            "currency",
+            "NetSuite rejected the sales order field 'currency': Something is wrong.",
+        ),
+        (
+            "USER_ERROR",
+            "line.items[3]",
+            "NetSuite refused the sales order line 4: Something is wrong.",
+        ),
+        ("TRANS_UNBALNCD", "line", "NetSuite refused the sales order: Something is wrong."),
+    ],
+)
+def test_ledger_errors_name_the_line_and_field(code: str, path: str, message: str) -> None:
+    error = translate_error(response(400, code, path=path))
+    assert type(error) is ValidationError
+    assert error.message == message
+    assert error.field == path

@@ -5,7 +5,9 @@ NetSuite puts the reason in ``o:errorDetails[].o:errorCode`` and names the offen
 help finds them) and says which record and field to fix:
 
     INVALID_VALUE / INVALID_CONTENT / INVALID_FLD_VALUE  -> ValidationError (field named)
-    USER_ERROR, DUP_ENTITY, DUP_RCRD, UNIQUE_CUST_ID_REQD -> ValidationError
+    INVALID_KEY_OR_REF                                    -> ValidationError (field named)
+    USER_ERROR, TRANS_UNBALNCD                            -> ValidationError
+    DUP_ENTITY, DUP_RCRD, UNIQUE_CUST_ID_REQD             -> ValidationError
     NONEXISTENT_ID (404)                                  -> NotFoundError
     CONCURRENCY_LIMIT_EXCEEDED (429)                      -> RateLimitedError
     INSUFFICIENT_PERMISSION (403), INVALID_LOGIN (401)    -> AuthError
@@ -15,6 +17,7 @@ help finds them) and says which record and field to fix:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import unquote
 
@@ -33,13 +36,24 @@ from q2c.errors import (
     ValidationError,
 )
 
-__all__ = ["error_details", "translate_error"]
+__all__ = ["error_details", "translate_error", "where_in_record"]
 
 SYSTEM = "netsuite"
-_FIELD_CODES = {"INVALID_VALUE", "INVALID_CONTENT", "INVALID_FLD_VALUE"}
+_FIELD_CODES = {"INVALID_VALUE", "INVALID_CONTENT", "INVALID_FLD_VALUE", "INVALID_KEY_OR_REF"}
+_RECORD_CODES = {"USER_ERROR", "TRANS_UNBALNCD"}
 _DUPLICATE_CODES = {"DUP_ENTITY", "DUP_RCRD", "UNIQUE_CUST_ID_REQD"}
 _CALL_CODES = {"INVALID_PARAMETER", "INVALID_HEADER", "INVALID_METHOD"}
-_LABELS = {"customer": "customer", "job": "project", "salesOrder": "sales order"}
+_LABELS = {
+    "customer": "customer",
+    "job": "project",
+    "salesOrder": "sales order",
+    "invoice": "invoice",
+    "customerPayment": "customer payment",
+    "journalEntry": "journal entry",
+}
+# What one line of a sublist is called, by sublist name.
+_LINE_WORDS = {"item": "line", "line": "line", "apply": "application", "addressBook": "address"}
+_SUBLIST_PATH = re.compile(r"^(?P<sublist>\w+)\.items\[(?P<index>\d+)\](?:\.(?P<field>\w+))?$")
 
 
 def error_details(response: httpx.Response) -> list[dict[str, Any]]:
@@ -61,6 +75,17 @@ def _subject(url: httpx.URL) -> str:
     if "suiteql" in parts:
         return "SuiteQL query"
     return "request"
+
+
+def where_in_record(path: str | None) -> str:
+    """Words for an ``o:errorPath``: " field 'department'", " line 2 field 'taxCode'"."""
+    if not path:
+        return ""
+    match = _SUBLIST_PATH.match(path)
+    if match is None:
+        return f" field '{path}'"
+    line = f" {_LINE_WORDS.get(match['sublist'], 'line')} {int(match['index']) + 1}"
+    return f"{line} field '{match['field']}'" if match["field"] else line
 
 
 def translate_error(response: httpx.Response) -> Q2CError:
@@ -95,9 +120,8 @@ def translate_error(response: httpx.Response) -> Q2CError:
     if code == "NONEXISTENT_ID" or status == 404:
         return NotFoundError(f"NetSuite has no such {subject}: {text}", **common)
     if code in _FIELD_CODES:
-        where = f" field '{path}'" if path else ""
         return ValidationError(
-            f"NetSuite rejected the {subject}{where}: {text}", field=path, **common
+            f"NetSuite rejected the {subject}{where_in_record(path)}: {text}", field=path, **common
         )
     if code in _DUPLICATE_CODES:
         return ValidationError(
@@ -109,8 +133,12 @@ def translate_error(response: httpx.Response) -> Q2CError:
             ),
             **common,
         )
-    if code == "USER_ERROR":
-        return ValidationError(f"NetSuite refused the {subject}: {text}", field=path, **common)
+    if code in _RECORD_CODES:
+        # a record-level refusal names a place only when it points into a line
+        where = where_in_record(path) if path and _SUBLIST_PATH.match(path) else ""
+        return ValidationError(
+            f"NetSuite refused the {subject}{where}: {text}", field=path, **common
+        )
     if code in _CALL_CODES:
         return FatalError(f"q2c sent NetSuite a malformed {subject}: {text}", **common)
     if status >= 500:

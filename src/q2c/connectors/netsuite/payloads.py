@@ -7,7 +7,7 @@ bind parameters over REST, so values are embedded as SQL literals with quotes do
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -18,11 +18,14 @@ from q2c.flows.ports import ErpCustomer, SalesOrderRefs
 
 __all__ = [
     "CUSTOMER_COLUMNS",
+    "amount_of",
     "customer_body",
+    "decimal_or_none",
     "erp_customer_from_record",
     "erp_customer_from_row",
     "normalize_tax_id",
     "project_body",
+    "require_mapped",
     "sales_order_body",
     "sql_literal",
 ]
@@ -67,6 +70,38 @@ def _amount(money: Money, currency: str, what: str) -> Decimal:
             system=SYSTEM,
         )
     return money.amount
+
+
+def require_mapped(
+    what: str,
+    wanted: Iterable[str],
+    mapping: Mapping[str, str],
+    *,
+    document: tuple[str, str],
+    field: str,
+    context_key: str,
+) -> None:
+    """Refuse, before anything is sent, a document whose codes have no NetSuite id mapped."""
+    missing = sorted(set(wanted) - mapping.keys())
+    if not missing:
+        return
+    names = ", ".join(f"'{m}'" for m in missing)
+    kind, number = document
+    raise MappingMissingError(
+        f"{what} {names} has no NetSuite mapping"
+        if len(missing) == 1
+        else f"{what}s {names} have no NetSuite mapping",
+        detail=f"{kind} {number}: {context_key.replace('_', ' ')} {missing} are not in the "
+        f"{field} mapping {sorted(mapping)}",
+        field=field,
+        system=SYSTEM,
+        context={context_key: missing, kind: number},
+    )
+
+
+def amount_of(money: Money, currency: str, what: str) -> Decimal:
+    """The amount of ``money``, refused if it is not in the document's currency."""
+    return _amount(money, currency, what)
 
 
 def customer_body(customer: Customer, *, subsidiary: str, currency_id: str) -> dict[str, Any]:
@@ -129,19 +164,14 @@ def project_body(
 def sales_order_body(
     contract: Contract, *, refs: SalesOrderRefs, currency_id: str
 ) -> dict[str, Any]:
-    missing = sorted({ln.service_item for ln in contract.lines} - refs.items.keys())
-    if missing:
-        names = ", ".join(f"'{m}'" for m in missing)
-        raise MappingMissingError(
-            f"Item {names} has no NetSuite mapping"
-            if len(missing) == 1
-            else f"Items {names} have no NetSuite mapping",
-            detail=f"contract {contract.number}: service items {missing} are not in the "
-            f"items mapping {sorted(refs.items)}",
-            field="item",
-            system=SYSTEM,
-            context={"service_items": missing, "contract": contract.number},
-        )
+    require_mapped(
+        "Item",
+        {ln.service_item for ln in contract.lines},
+        refs.items,
+        document=("contract", contract.number),
+        field="item",
+        context_key="service_items",
+    )
     lines = [
         {
             "item": _ref(refs.items[line.service_item]),
@@ -169,7 +199,8 @@ def sales_order_body(
     return body
 
 
-def _decimal(value: Any) -> Decimal | None:
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A NetSuite number (Decimal, int or SuiteQL string) as an exact Decimal."""
     if value is None or value == "":
         return None
     return value if isinstance(value, Decimal) else Decimal(str(value))
@@ -178,7 +209,7 @@ def _decimal(value: Any) -> Decimal | None:
 def erp_customer_from_row(row: Mapping[str, str]) -> ErpCustomer:
     """A customer as the SuiteQL ``CUSTOMER_COLUMNS`` query returns it (all strings)."""
     currency = row.get("currencycode")
-    limit = _decimal(row.get("creditlimit"))
+    limit = decimal_or_none(row.get("creditlimit"))
     return ErpCustomer(
         erp_id=row["id"],
         number=row.get("entityid", ""),
@@ -201,7 +232,7 @@ def erp_customer_from_record(record: Mapping[str, Any], currency: str | None) ->
 
     hold = record.get("creditHoldOverride")
     hold_id = hold.get("id") if isinstance(hold, Mapping) else hold
-    limit = _decimal(record.get("creditLimit"))
+    limit = decimal_or_none(record.get("creditLimit"))
     return ErpCustomer(
         erp_id=str(record["id"]),
         number=str(record.get("entityId", "")),

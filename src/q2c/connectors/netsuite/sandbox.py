@@ -1,10 +1,13 @@
 """A NetSuite sandbox account in a box: state, credentials, fault plan and the ASGI app.
 
 Tests and the demo create one ``NetSuiteSandbox``, seed its reference data (subsidiaries,
-departments, currencies, items) and connect the real adapter to it through ``client()``
-(in process) or by serving ``app`` (``q2c sandbox``). The credentials it registers are the
-ones a NetSuite administrator would hand over: for M2M a client id, a certificate id and the
-certificate's key pair; for TBA a consumer key/secret and a token id/secret.
+departments, currencies, items; then, for the ledger, GL accounts, tax codes, sale items with
+income accounts and exchange rates) and connect the real adapter to it through ``client()``
+(in process) or by serving ``app`` (``q2c sandbox``). ``reference`` accumulates the internal
+ids of everything seeded, keyed the way flows map canonical codes to NetSuite ids. The
+credentials it registers are the ones a NetSuite administrator would hand over: for M2M a
+client id, a certificate id and the certificate's key pair; for TBA a consumer key/secret and
+a token id/secret.
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ from q2c.connectors.netsuite.emulator import (
     EmulatorConfig,
     build_app,
     netsuite_error_body,
+)
+from q2c.connectors.netsuite.seed import (
+    DEFAULT_ACCOUNTS,
+    DEFAULT_ENTITIES,
+    DEFAULT_ITEMS,
+    DEFAULT_RATES,
+    DEFAULT_TAX_CODES,
+    GlAccount,
+    LedgerEntity,
+    SaleItem,
+    SeedRate,
+    SeedTaxCode,
 )
 from q2c.connectors.netsuite.server_auth import AccountAuth, LoginAttempt, M2MClient, TbaToken
 from q2c.connectors.netsuite.state import NetSuiteState
@@ -48,6 +63,18 @@ CURRENCY_NAMES = {
     "JPY": "Yen",
     "CHF": "Swiss Franc",
 }
+# The keys of ``NetSuiteSandbox.reference`` (each maps a code or key to an internal id).
+REFERENCE_KEYS = (
+    "subsidiaries",
+    "departments",
+    "classes",
+    "locations",
+    "currencies",
+    "items",
+    "accounts",
+    "tax_codes",
+    "exchange_rates",
+)
 
 
 def generate_rsa_key_pem(bits: int = 3072) -> bytes:
@@ -137,6 +164,7 @@ class NetSuiteSandbox:
             concurrency_limit,
         )
         self.app = self.governor
+        self.reference: dict[str, dict[str, str]] = {key: {} for key in REFERENCE_KEYS}
         self._transports: list[InProcessTransport] = []
 
     # --- connecting --------------------------------------------------------------------------
@@ -256,7 +284,114 @@ class NetSuiteSandbox:
             ids["items"][code] = self._seed(
                 "serviceSaleItem", code, {"itemId": code, "displayName": code}
             )
+        self._remember(ids)
         return ids
+
+    def seed_ledger_reference_data(
+        self,
+        *,
+        entities: Iterable[LedgerEntity] = DEFAULT_ENTITIES,
+        currencies: Iterable[str] = ("USD", "EUR", "GBP"),
+        accounts: Iterable[GlAccount] = DEFAULT_ACCOUNTS,
+        tax_codes: Iterable[SeedTaxCode] = DEFAULT_TAX_CODES,
+        items: Iterable[SaleItem] = DEFAULT_ITEMS,
+        rates: Iterable[SeedRate] = DEFAULT_RATES,
+    ) -> dict[str, dict[str, str]]:
+        """What posting invoices, payments and journals needs; idempotent (external ids).
+
+        Subsidiaries get their country and currency (upserted by legal-entity code, so call
+        this after ``seed_reference_data``); tax codes are created for the entities'
+        countries only, rates for pairs of seeded currencies only. Service items seeded
+        earlier without an income account get the ``REVENUE`` account. Returns the ids by
+        key: ``subsidiaries`` (entity code), ``currencies`` (ISO code), ``accounts`` (the
+        ``GlAccount`` key: AR, UNBILLED, DEFERRED_REVENUE, REVENUE, ...), ``tax_codes`` (tax
+        code name), ``items`` (item code), ``exchange_rates`` ("EUR/USD@2025-01-01").
+        """
+        entities = list(entities)
+        codes = list(dict.fromkeys([*currencies, *(e.currency for e in entities)]))
+        ids: dict[str, dict[str, str]] = {
+            "subsidiaries": {},
+            "currencies": {},
+            "accounts": {},
+            "tax_codes": {},
+            "items": {},
+            "exchange_rates": {},
+        }
+        known = self.reference["currencies"]
+        for code in codes:
+            body: dict[str, Any] = {"name": CURRENCY_NAMES.get(code, code), "symbol": code}
+            if code not in known:
+                body |= {"isBaseCurrency": not known and code == codes[0], "exchangeRate": 1}
+            ids["currencies"][code] = known[code] = self._seed("currency", code, body)
+        for entity in entities:
+            ids["subsidiaries"][entity.code] = self._seed(
+                "subsidiary",
+                entity.code,
+                {
+                    "name": entity.name,
+                    "country": entity.country,
+                    "currency": {"id": ids["currencies"][entity.currency]},
+                },
+            )
+        for account in accounts:
+            ids["accounts"][account.key] = self._seed(
+                "account",
+                account.key,
+                {"acctNumber": account.number, "acctName": account.name, "acctType": account.type},
+            )
+        countries = {entity.country for entity in entities}
+        tax_account = ids["accounts"].get("TAX_PAYABLE")
+        for tax in tax_codes:
+            if tax.country not in countries:
+                continue
+            body = {
+                "itemId": tax.code,
+                "description": tax.description,
+                "rate": tax.percent,
+                "country": tax.country,
+                "exempt": tax.exempt,
+            }
+            if tax_account:
+                body["taxAccount"] = {"id": tax_account}
+            ids["tax_codes"][tax.code] = self._seed("salesTaxItem", tax.code, body)
+        for item in items:
+            ids["items"][item.code] = self._seed(
+                item.record_type,
+                item.code,
+                {
+                    "itemId": item.code,
+                    "displayName": item.name,
+                    "incomeAccount": {"id": ids["accounts"][item.income_account]},
+                    "custitem_q2c_kind": item.kind,
+                },
+            )
+        self._give_income_account(ids["accounts"].get("REVENUE"))
+        for rate in rates:
+            if rate.base in ids["currencies"] and rate.transaction in ids["currencies"]:
+                ids["exchange_rates"][rate.key] = self._seed(
+                    "currencyRate",
+                    rate.key,
+                    {
+                        "baseCurrency": {"id": ids["currencies"][rate.base]},
+                        "transactionCurrency": {"id": ids["currencies"][rate.transaction]},
+                        "exchangeRate": rate.rate,
+                        "effectiveDate": rate.effective.isoformat(),
+                    },
+                )
+        self._remember(ids)
+        return ids
+
+    def _give_income_account(self, account_id: str | None) -> None:
+        if account_id is None:
+            return
+        for item in self.state.records("serviceSaleItem"):
+            if not item.get("incomeAccount"):
+                update = {"incomeAccount": {"id": account_id}, "custitem_q2c_kind": "service"}
+                self.state.update("serviceSaleItem", item["id"], update)
+
+    def _remember(self, ids: Mapping[str, Mapping[str, str]]) -> None:
+        for key, values in ids.items():
+            self.reference.setdefault(key, {}).update(values)
 
     def _seed(self, record_type: str, external_id: str, body: dict[str, Any]) -> str:
         record_id, _ = self.state.upsert(record_type, external_id, body)

@@ -5,6 +5,12 @@ numbers, booleans, dates, select fields (``{"id": "ON"}``), references to other 
 (``{"id": "7"}`` or ``{"externalId": "X"}``) and sublists (``{"items": [...]}``), plus how
 NetSuite numbers it (``CUST-01001``) and which id space its internal ids come from. Adding a
 record type is a few lines here, not a new code path; ``records.py`` checks bodies against it.
+
+Read-only fields are what NetSuite computes (``ledger.py`` fills them for the AR and GL
+transactions: tax, totals, amount remaining, status, applied/unapplied). Tax follows the
+per-line ``taxCode`` model (legacy tax codes, ``salesTaxItem`` with a percent ``rate`` and the
+nexus ``country``); a SuiteTax account would instead take a ``taxDetails`` sublist with
+``taxDetailsOverride``, which the emulator does not model.
 """
 
 from __future__ import annotations
@@ -15,7 +21,17 @@ from typing import Any, Literal
 
 from q2c.connectors.netsuite.wire import NetSuiteApiError
 
-__all__ = ["JOB_STATUSES", "REGISTRY", "Field", "RecordType", "Resolver", "record_type"]
+__all__ = [
+    "ACCOUNT_TYPES",
+    "INVOICE_STATUSES",
+    "ITEM_TYPES",
+    "JOB_STATUSES",
+    "REGISTRY",
+    "Field",
+    "RecordType",
+    "Resolver",
+    "record_type",
+]
 
 Kind = Literal["text", "decimal", "bool", "date", "ref", "select", "sublist", "raw", "int"]
 
@@ -71,13 +87,28 @@ _COMMON: dict[str, Field] = {
     "dateCreated": _STAMP,
     "lastModifiedDate": _STAMP,
 }
-_ITEM_TYPES = ("serviceSaleItem",)
+_COMPUTED = Field("decimal", read_only=True)
+ITEM_TYPES = ("serviceSaleItem", "otherChargeSaleItem")
 JOB_STATUSES = {
     "1": "Closed",
     "2": "In Progress",
     "3": "Not Awarded",
     "4": "Pending",
     "5": "Awarded",
+}
+# Invoice status as the record service shows it (``{"id": "A", "refName": "Open"}``);
+# SuiteQL's transaction.status holds the letter.
+INVOICE_STATUSES = {"A": "Open", "B": "Paid In Full"}
+# Chart-of-accounts types (the ``accttype`` values SuiteQL shows).
+ACCOUNT_TYPES = {
+    "AcctRec": "Accounts Receivable",
+    "Bank": "Bank",
+    "DeferRevenue": "Deferred Revenue",
+    "Income": "Income",
+    "OthCurrAsset": "Other Current Asset",
+    "OthCurrLiab": "Other Current Liability",
+    "Expense": "Expense",
+    "Equity": "Equity",
 }
 
 
@@ -112,6 +143,11 @@ REGISTRY: dict[str, RecordType] = {
                 "category": _ref("customerCategory"),
                 "terms": _ref("term"),
                 "comments": _TEXT,
+                "currencyList": Field(
+                    "sublist",
+                    label="Currencies",
+                    lines={"currency": _ref("currency", label="Currency", required=True)},
+                ),
                 "addressBook": Field(
                     "sublist",
                     lines={
@@ -180,7 +216,7 @@ REGISTRY: dict[str, RecordType] = {
                     label="Items",
                     lines={
                         "line": Field("int", read_only=True),
-                        "item": _ref(*_ITEM_TYPES, label="Item", required=True),
+                        "item": _ref(*ITEM_TYPES, label="Item", required=True),
                         "quantity": _DECIMAL,
                         "rate": _DECIMAL,
                         "amount": _DECIMAL,
@@ -226,9 +262,202 @@ REGISTRY: dict[str, RecordType] = {
                 "description": _TEXT,
                 "rate": _DECIMAL,
                 "subsidiary": _ref("subsidiary"),
+                "incomeAccount": _ref("account", label="Income Account"),
             },
             id_space="item",
             display_field="itemId",
+        ),
+        RecordType(
+            "otherChargeSaleItem",
+            "Other Charge Item",
+            {
+                **_COMMON,
+                "itemId": _text("Item Name/Number", required=True),
+                "displayName": _TEXT,
+                "description": _TEXT,
+                "rate": _DECIMAL,
+                "subsidiary": _ref("subsidiary"),
+                "incomeAccount": _ref("account", label="Income Account"),
+            },
+            id_space="item",
+            display_field="itemId",
+        ),
+        RecordType(
+            "salesTaxItem",
+            "Tax Code",
+            {
+                **_COMMON,
+                "itemId": _text("Tax Name", required=True),
+                "displayName": _TEXT,
+                "description": _TEXT,
+                "rate": Field("decimal", label="Rate", required=True),  # percent: 19 = 19 %
+                "country": _text("Nexus Country"),
+                "subsidiary": _ref("subsidiary"),
+                "taxAccount": _ref("account", label="Tax Account"),
+                "exempt": _BOOL,
+            },
+            id_space="item",  # tax codes are items in NetSuite (item type "TaxItem")
+            display_field="itemId",
+        ),
+        RecordType(
+            "account",
+            "Account",
+            {
+                **_COMMON,
+                "acctNumber": _TEXT,
+                "acctName": _text("Name", required=True),
+                "acctType": Field("select", label="Type", choices=ACCOUNT_TYPES, required=True),
+                "subsidiary": _ref("subsidiary"),
+                "currency": _ref("currency"),
+                "description": _TEXT,
+            },
+            id_space="account",
+            display_field="acctName",
+        ),
+        RecordType(
+            "currencyRate",
+            "Currency Exchange Rate",
+            {
+                **_COMMON,
+                "baseCurrency": _ref("currency", label="Base Currency", required=True),
+                "transactionCurrency": _ref(
+                    "currency", label="Transaction Currency", required=True
+                ),
+                # units of the base currency for one unit of the transaction currency
+                "exchangeRate": Field("decimal", label="Exchange Rate", required=True),
+                "effectiveDate": Field("date", label="Effective Date", required=True),
+            },
+            id_space="currencyRate",
+            display_field="effectiveDate",
+        ),
+        RecordType(
+            "invoice",
+            "Invoice",
+            {
+                **_COMMON,
+                "tranId": _TEXT,
+                "entity": _ref("customer", "job", label="Customer", required=True),
+                "tranDate": _DATE,
+                "dueDate": _DATE,
+                "subsidiary": _ref("subsidiary"),
+                "currency": _ref("currency"),
+                "department": _ref("department"),
+                "class": _ref("classification"),
+                "location": _ref("location"),
+                "account": _ref("account", label="A/R Account"),
+                "terms": _ref("term"),
+                "memo": _TEXT,
+                "otherRefNum": _TEXT,
+                "subtotal": _COMPUTED,
+                "taxTotal": _COMPUTED,
+                "total": _COMPUTED,
+                "amountPaid": _COMPUTED,
+                "amountRemaining": _COMPUTED,
+                "status": Field("select", choices=INVOICE_STATUSES, read_only=True),
+                "item": Field(
+                    "sublist",
+                    label="Items",
+                    lines={
+                        "line": Field("int", read_only=True),
+                        "item": _ref(*ITEM_TYPES, label="Item", required=True),
+                        "quantity": _DECIMAL,
+                        "rate": _DECIMAL,
+                        "amount": _DECIMAL,
+                        "description": _TEXT,
+                        "taxCode": _ref("salesTaxItem", label="Tax Code"),
+                        "taxRate1": _COMPUTED,
+                        "tax1Amt": _COMPUTED,
+                        "department": _ref("department"),
+                        "class": _ref("classification"),
+                        "location": _ref("location"),
+                    },
+                ),
+            },
+            id_space="transaction",
+            display_field="tranId",
+            number_field="tranId",
+            number_format="INV-{:05d}",
+            number_start=10001,
+            duplicate_number_code="",
+            required_lines=("item",),
+        ),
+        RecordType(
+            "customerPayment",
+            "Customer Payment",
+            {
+                **_COMMON,
+                "tranId": _TEXT,
+                "customer": _ref("customer", label="Customer", required=True),
+                "tranDate": _DATE,
+                "subsidiary": _ref("subsidiary"),
+                "currency": _ref("currency"),
+                "payment": Field("decimal", label="Payment Amount", required=True),
+                "arAcct": _ref("account", label="A/R Account"),
+                "account": _ref("account", label="Account"),
+                "undepFunds": _BOOL,
+                "checkNum": _TEXT,
+                "memo": _TEXT,
+                "applied": _COMPUTED,
+                "unapplied": _COMPUTED,
+                "total": _COMPUTED,
+                "apply": Field(
+                    "sublist",
+                    label="Invoices",
+                    lines={
+                        "line": Field("int", read_only=True),
+                        "doc": _ref("invoice", label="Invoice", required=True),
+                        "apply": _BOOL,
+                        "amount": _DECIMAL,
+                        "type": Field("text", read_only=True),
+                        "refNum": Field("text", read_only=True),
+                        "total": _COMPUTED,
+                        "due": _COMPUTED,
+                    },
+                ),
+            },
+            id_space="transaction",
+            display_field="tranId",
+            number_field="tranId",
+            number_format="PYMT-{:05d}",
+            number_start=10001,
+            duplicate_number_code="",
+        ),
+        RecordType(
+            "journalEntry",
+            "Journal Entry",
+            {
+                **_COMMON,
+                "tranId": _TEXT,
+                "tranDate": _DATE,
+                "subsidiary": _ref("subsidiary", label="Subsidiary", required=True),
+                "currency": _ref("currency"),
+                "exchangeRate": _DECIMAL,
+                "memo": _TEXT,
+                "approved": Field("bool", read_only=True),
+                "total": _COMPUTED,
+                "line": Field(
+                    "sublist",
+                    label="Lines",
+                    lines={
+                        "line": Field("int", read_only=True),
+                        "account": _ref("account", label="Account", required=True),
+                        "debit": _DECIMAL,
+                        "credit": _DECIMAL,
+                        "memo": _TEXT,
+                        "entity": _ref("customer", "job", label="Name"),
+                        "department": _ref("department"),
+                        "class": _ref("classification"),
+                        "location": _ref("location"),
+                    },
+                ),
+            },
+            id_space="transaction",
+            display_field="tranId",
+            number_field="tranId",
+            number_format="JE-{:05d}",
+            number_start=10001,
+            duplicate_number_code="",
+            required_lines=("line",),
         ),
         _named("term", "Term", "term"),
         _named("customerCategory", "Customer Category", "customerCategory"),

@@ -5,8 +5,13 @@ use to look inside the account (``records``, ``find_by_external_id``) or to seed
 (``insert``). It applies NetSuite's rules on every write: references must point at existing
 records, mandatory fields must be present, an external id is unique per record type, entity
 numbers are unique, updates merge body fields and append sublist lines unless the sublist is
-named in ``replace``. One re-entrant lock makes it safe to share between the emulator's event
-loop and test threads.
+named in ``replace``. The AR and GL transactions (invoice, customer payment, journal entry)
+also go through the posting rules of ``ledger.py``: tax and totals computed, payments applied
+to invoices, unbalanced journals refused. One re-entrant lock makes it safe to share between
+the emulator's event loop and test threads.
+
+Per-write work is proportional to the record written: external ids and entity numbers are
+indexed, so a few hundred invoices and payments post as fast as the first ones.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
+from q2c.connectors.netsuite.ledger import Ledger, Posting
 from q2c.connectors.netsuite.records import check_required, derive, normalize_body
 from q2c.connectors.netsuite.schema import REGISTRY, RecordType, record_type
 from q2c.connectors.netsuite.suiteql import SuiteQLMirror
@@ -26,7 +32,7 @@ __all__ = ["NetSuiteState"]
 
 Record = dict[str, Any]
 
-_ID_SPACE_START = {"entity": 1000, "transaction": 5000, "item": 200}
+_ID_SPACE_START = {"entity": 1000, "transaction": 5000, "item": 200, "account": 100}
 
 
 def _utc_now() -> datetime:
@@ -40,6 +46,7 @@ class NetSuiteState:
         self._lock = threading.RLock()
         self._clock = clock
         self._mirror = SuiteQLMirror()
+        self._ledger = Ledger(self._raw, self._today)
         self._reset_unlocked()
 
     # --- inspection and seeding (tests, demo, admin endpoints) -------------------------------
@@ -64,10 +71,10 @@ class NetSuiteState:
 
     def count(self, type_name: str, *, external_id: str | None = None) -> int:
         with self._lock:
-            return sum(
-                1
-                for r in self._table(type_name).values()
-                if external_id is None or r.get("externalId") == external_id
+            if external_id is None:
+                return len(self._table(type_name))
+            return int(
+                self._external_id_owner(record_type(type_name).name, external_id) is not None
             )
 
     def reset(self) -> None:
@@ -93,12 +100,13 @@ class NetSuiteState:
             self._check_number(rt, record, None)
             check_required(rt, record)
             derive(rt, record)
+            posting = self._ledger.check(rt.name, record, None)
             now = self._stamp()
             record_id = self._next_id(rt)
             record["id"] = record_id
             record["dateCreated"] = record["lastModifiedDate"] = now
-            self._records[rt.name][record_id] = record
-            self._mirror.put(rt.name, record)
+            self._store(rt, record_id, None, record)
+            self._book(record_id, posting)
             return record_id
 
     def update(
@@ -120,9 +128,10 @@ class NetSuiteState:
             self._check_number(rt, merged, record_id)
             check_required(rt, merged)
             derive(rt, merged)
+            posting = self._ledger.check(rt.name, merged, record_id)
             merged["lastModifiedDate"] = self._stamp()
-            self._records[rt.name][record_id] = merged
-            self._mirror.put(rt.name, merged)
+            self._store(rt, record_id, current, merged)
+            self._book(record_id, posting)
 
     def upsert(
         self, type_name: str, external_id: str, body: Any, *, replace: Collection[str] = ()
@@ -148,8 +157,11 @@ class NetSuiteState:
                     "USER_ERROR",
                     "This record cannot be deleted because it has dependent records.",
                 )
-            del self._records[rt.name][record_id]
+            record = self._records[rt.name].pop(record_id)
+            self._unindex(rt, record_id, record)
             self._mirror.remove(rt.name, record_id)
+            if rt.name == "customerPayment":
+                self._settle(self._ledger.release(record_id))
 
     def read(self, type_name: str, record_id: str) -> Record:
         rt = record_type(type_name)
@@ -202,7 +214,55 @@ class NetSuiteState:
         self._records: dict[str, dict[str, Record]] = {name: {} for name in REGISTRY}
         self._sequences: dict[str, int] = {}
         self._numbers: dict[str, int] = {}
+        # indexes kept in step with _records: type -> external id / number -> internal id
+        self._by_external_id: dict[str, dict[str, str]] = {name: {} for name in REGISTRY}
+        self._by_number: dict[str, dict[str, str]] = {name: {} for name in REGISTRY}
+        self._ledger.clear()
         self._mirror.clear()
+
+    def _raw(self, type_name: str, record_id: str) -> Record | None:
+        """The stored record itself, for the posting rules (called under the lock)."""
+        table = self._records.get(type_name)
+        return table.get(str(record_id)) if table is not None else None
+
+    def _today(self) -> date:
+        return self._clock().astimezone(UTC).date()
+
+    def _store(self, rt: RecordType, record_id: str, old: Record | None, new: Record) -> None:
+        if old is not None:
+            self._unindex(rt, record_id, old)
+        self._records[rt.name][record_id] = new
+        external_id = new.get("externalId")
+        if external_id is not None:
+            self._by_external_id[rt.name][str(external_id)] = record_id
+        number = new.get(rt.number_field) if rt.number_field else None
+        if number:
+            self._by_number[rt.name].setdefault(str(number), record_id)
+        self._mirror.put(rt.name, new)
+
+    def _unindex(self, rt: RecordType, record_id: str, record: Record) -> None:
+        external_id = record.get("externalId")
+        key = str(external_id)
+        if external_id is not None and self._by_external_id[rt.name].get(key) == record_id:
+            del self._by_external_id[rt.name][key]
+        number = record.get(rt.number_field) if rt.number_field else None
+        if number and self._by_number[rt.name].get(str(number)) == record_id:
+            del self._by_number[rt.name][str(number)]
+
+    def _book(self, record_id: str, posting: Posting | None) -> None:
+        if posting is not None:
+            self._settle(self._ledger.book(record_id, posting))
+
+    def _settle(self, invoice_ids: Collection[str]) -> None:
+        """Bring invoices a payment touched up to date: amount paid, remaining, status."""
+        stamp = self._stamp()
+        for invoice_id in invoice_ids:
+            invoice = self._records["invoice"].get(invoice_id)
+            if invoice is None:
+                continue
+            self._ledger.settle(invoice, invoice_id)
+            invoice["lastModifiedDate"] = stamp
+            self._mirror.put("invoice", invoice)
 
     def _table(self, type_name: str) -> dict[str, Record]:
         return self._records[record_type(type_name).name]
@@ -222,7 +282,7 @@ class NetSuiteState:
         return str(current + 1)
 
     def _next_number(self, rt: RecordType) -> str:
-        taken = {r.get(rt.number_field or "") for r in self._records[rt.name].values()}
+        taken = self._by_number[rt.name]
         number = self._numbers.get(rt.name, rt.number_start)
         while rt.number_format.format(number) in taken:
             number += 1
@@ -230,10 +290,7 @@ class NetSuiteState:
         return rt.number_format.format(number)
 
     def _external_id_owner(self, type_name: str, external_id: str) -> str | None:
-        for record_id, record in self._records[type_name].items():
-            if record.get("externalId") == external_id:
-                return record_id
-        return None
+        return self._by_external_id[type_name].get(str(external_id))
 
     def _check_external_id(self, rt: RecordType, external_id: Any, own_id: str | None) -> None:
         if external_id is None:
@@ -253,16 +310,18 @@ class NetSuiteState:
         if not rt.number_field or not rt.duplicate_number_code:
             return
         number = record.get(rt.number_field)
-        for record_id, other in self._records[rt.name].items():
-            if record_id != own_id and other.get(rt.number_field) == number:
-                detail = (
-                    "A customer record with this ID already exists. You must enter a unique "
-                    "customer ID for each record you create."
-                    if rt.duplicate_number_code == "UNIQUE_CUST_ID_REQD"
-                    else f"This entity already exists: '{number}' is the ID of another "
-                    f"{rt.label.lower()}."
-                )
-                raise NetSuiteApiError(400, rt.duplicate_number_code, detail, path=rt.number_field)
+        if number is None:
+            return
+        owner = self._by_number[rt.name].get(str(number))
+        if owner is not None and owner != own_id:
+            detail = (
+                "A customer record with this ID already exists. You must enter a unique "
+                "customer ID for each record you create."
+                if rt.duplicate_number_code == "UNIQUE_CUST_ID_REQD"
+                else f"This entity already exists: '{number}' is the ID of another "
+                f"{rt.label.lower()}."
+            )
+            raise NetSuiteApiError(400, rt.duplicate_number_code, detail, path=rt.number_field)
 
     def _has_dependents(self, type_name: str, record_id: str) -> bool:
         return any(

@@ -3,8 +3,10 @@
 NetSuite answers SuiteQL from its analytics data source, whose tables and lowercase column
 names differ from the REST record fields (``customer.companyname``, ``transaction.type =
 'SalesOrd'``, booleans as ``'T'``/``'F'``). Every write to the emulator's records is mirrored
-into such tables, so a query with WHERE, JOIN, ORDER BY, LIKE or UPPER runs as real SQL rather
-than through a hand-written interpreter. DuckDB keeps amounts exact (DECIMAL, not REAL).
+into such tables (``suiteql_tables.py`` declares them), so a query with WHERE, JOIN, ORDER BY,
+LIKE or UPPER runs as real SQL rather than through a hand-written interpreter. DuckDB keeps
+amounts exact (DECIMAL, not REAL). ``TO_DATE('2025-01-31', 'YYYY-MM-DD')`` and ``NVL`` work as
+in NetSuite.
 
 Only one SELECT statement is accepted: DuckDB's own parser classifies the statement, the
 connection has file access disabled and its configuration locked, and a slow query is
@@ -15,228 +17,30 @@ in the default ``M/D/YYYY`` format.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
+from q2c.connectors.netsuite.suiteql_tables import TABLES, Table
 from q2c.connectors.netsuite.wire import NetSuiteApiError, plain_decimal
 
 __all__ = ["TABLES", "SuiteQLMirror"]
 
 Record = Mapping[str, Any]
-Source = Callable[[Record], Any]
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    sql_type: str
-    source: Source
-
-
-@dataclass(frozen=True)
-class Table:
-    """A SuiteQL table fed by one or more REST record types.
-
-    With ``sublist`` set, the table has one row per sublist line (plus a main-line row), like
-    ``transactionline``; line columns read from ``(record, line)``.
-    """
-
-    name: str
-    record_types: tuple[str, ...]
-    columns: tuple[Column, ...]
-    sublist: str | None = None
-    line_columns: tuple[tuple[str, str, Callable[[Record, Record], Any]], ...] = ()
-
-
-def _get(name: str) -> Source:
-    return lambda r: r.get(name)
-
-
-def _ref(name: str) -> Source:
-    return lambda r: int(r[name]["id"]) if isinstance(r.get(name), Mapping) else None
-
-
-def _flag(name: str) -> Source:
-    return lambda r: "T" if r.get(name) else "F"
-
-
-def _const(value: Any) -> Source:
-    return lambda r: value
-
-
-def _stamp(name: str) -> Source:
-    def read(r: Record) -> datetime | None:
-        value = r.get(name)
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-    return read
-
-
-def _cols(*specs: tuple[str, str, Source]) -> tuple[Column, ...]:
-    return tuple(Column(n, t, s) for n, t, s in specs)
-
-
-_ID = ("id", "BIGINT", lambda r: int(r["id"]))
-_EXTERNAL = ("externalid", "VARCHAR", _get("externalId"))
-_INACTIVE = ("isinactive", "VARCHAR", _flag("isInactive"))
-_CREATED = ("datecreated", "TIMESTAMP", _stamp("dateCreated"))
-_MODIFIED = ("lastmodifieddate", "TIMESTAMP", _stamp("lastModifiedDate"))
-_MONEY = "DECIMAL(38, 10)"
-
-
-def _named_table(name: str, record_type: str, *extra: tuple[str, str, Source]) -> Table:
-    return Table(
-        name,
-        (record_type,),
-        _cols(_ID, ("name", "VARCHAR", _get("name")), _EXTERNAL, _INACTIVE, *extra),
-    )
-
-
-TABLES: tuple[Table, ...] = (
-    Table(
-        "customer",
-        ("customer",),
-        _cols(
-            _ID,
-            ("entityid", "VARCHAR", _get("entityId")),
-            ("companyname", "VARCHAR", _get("companyName")),
-            ("altname", "VARCHAR", _get("companyName")),
-            _EXTERNAL,
-            ("isperson", "VARCHAR", _flag("isPerson")),
-            ("firstname", "VARCHAR", _get("firstName")),
-            ("lastname", "VARCHAR", _get("lastName")),
-            ("subsidiary", "BIGINT", _ref("subsidiary")),
-            ("currency", "BIGINT", _ref("currency")),
-            ("email", "VARCHAR", _get("email")),
-            ("phone", "VARCHAR", _get("phone")),
-            ("vatregnumber", "VARCHAR", _get("vatRegNumber")),
-            ("creditlimit", _MONEY, _get("creditLimit")),
-            ("creditholdoverride", "VARCHAR", _get("creditHoldOverride")),
-            ("category", "BIGINT", _ref("category")),
-            ("terms", "BIGINT", _ref("terms")),
-            ("comments", "VARCHAR", _get("comments")),
-            _INACTIVE,
-            _CREATED,
-            _MODIFIED,
-        ),
-    ),
-    Table(
-        "job",
-        ("job",),
-        _cols(
-            _ID,
-            ("entityid", "VARCHAR", _get("entityId")),
-            ("companyname", "VARCHAR", _get("companyName")),
-            ("altname", "VARCHAR", _get("companyName")),
-            _EXTERNAL,
-            ("parent", "BIGINT", _ref("parent")),
-            ("customer", "BIGINT", _ref("parent")),
-            ("subsidiary", "BIGINT", _ref("subsidiary")),
-            ("department", "BIGINT", _ref("department")),
-            ("currency", "BIGINT", _ref("currency")),
-            ("startdate", "DATE", _get("startDate")),
-            ("projectedenddate", "DATE", _get("projectedEndDate")),
-            ("enddate", "DATE", _get("endDate")),
-            (
-                "entitystatus",
-                "BIGINT",
-                lambda r: int(r["entityStatus"]) if r.get("entityStatus") else None,
-            ),
-            ("jobtype", "BIGINT", _ref("jobType")),
-            _INACTIVE,
-            _CREATED,
-            _MODIFIED,
-        ),
-    ),
-    Table(
-        "transaction",
-        ("salesOrder",),
-        _cols(
-            _ID,
-            ("tranid", "VARCHAR", _get("tranId")),
-            ("type", "VARCHAR", _const("SalesOrd")),
-            ("recordtype", "VARCHAR", _const("salesorder")),
-            ("entity", "BIGINT", _ref("entity")),
-            _EXTERNAL,
-            ("trandate", "DATE", _get("tranDate")),
-            ("currency", "BIGINT", _ref("currency")),
-            ("memo", "VARCHAR", _get("memo")),
-            ("otherrefnum", "VARCHAR", _get("otherRefNum")),
-            ("foreigntotal", _MONEY, _get("total")),
-            ("startdate", "DATE", _get("startDate")),
-            ("enddate", "DATE", _get("endDate")),
-            ("createddate", "TIMESTAMP", _stamp("dateCreated")),
-            _MODIFIED,
-        ),
-    ),
-    Table(
-        "transactionline",
-        ("salesOrder",),
-        (),
-        sublist="item",
-        line_columns=(
-            ("transaction", "BIGINT", lambda r, ln: int(r["id"])),
-            ("id", "BIGINT", lambda r, ln: ln.get("line", 0)),
-            ("linesequencenumber", "BIGINT", lambda r, ln: ln.get("line", 0)),
-            ("mainline", "VARCHAR", lambda r, ln: "F" if ln else "T"),
-            ("entity", "BIGINT", lambda r, ln: _ref("entity")(r)),
-            ("subsidiary", "BIGINT", lambda r, ln: _ref("subsidiary")(r)),
-            ("department", "BIGINT", lambda r, ln: _ref("department")(ln or r)),
-            ("class", "BIGINT", lambda r, ln: _ref("class")(ln or r)),
-            ("location", "BIGINT", lambda r, ln: _ref("location")(ln or r)),
-            ("item", "BIGINT", lambda r, ln: _ref("item")(ln)),
-            ("quantity", _MONEY, lambda r, ln: ln.get("quantity")),
-            ("rate", _MONEY, lambda r, ln: ln.get("rate")),
-            ("foreignamount", _MONEY, lambda r, ln: ln.get("amount") if ln else r.get("total")),
-            ("memo", "VARCHAR", lambda r, ln: ln.get("description") if ln else r.get("memo")),
-        ),
-    ),
-    _named_table(
-        "subsidiary",
-        "subsidiary",
-        ("currency", "BIGINT", _ref("currency")),
-        ("country", "VARCHAR", _get("country")),
-    ),
-    _named_table("department", "department", ("subsidiary", "BIGINT", _ref("subsidiary"))),
-    _named_table("classification", "classification"),
-    _named_table("location", "location", ("subsidiary", "BIGINT", _ref("subsidiary"))),
-    Table(
-        "currency",
-        ("currency",),
-        _cols(
-            _ID,
-            ("name", "VARCHAR", _get("name")),
-            ("symbol", "VARCHAR", _get("symbol")),
-            ("isbasecurrency", "VARCHAR", _flag("isBaseCurrency")),
-            ("exchangerate", _MONEY, _get("exchangeRate")),
-            _EXTERNAL,
-            _INACTIVE,
-        ),
-    ),
-    Table(
-        "item",
-        ("serviceSaleItem",),
-        _cols(
-            _ID,
-            ("itemid", "VARCHAR", _get("itemId")),
-            ("displayname", "VARCHAR", _get("displayName")),
-            ("description", "VARCHAR", _get("description")),
-            ("itemtype", "VARCHAR", _const("Service")),
-            ("baseprice", _MONEY, _get("rate")),
-            _EXTERNAL,
-            _INACTIVE,
-        ),
-    ),
-    _named_table("term", "term"),
-)
 
 _QUERY_SECONDS = 5.0
-_MACROS = ("CREATE MACRO nvl(a, b) AS coalesce(a, b)",)
+_BATCH = 200  # rows (or ids) per statement when pending writes are applied
+_MACROS = (
+    "CREATE MACRO nvl(a, b) AS coalesce(a, b)",
+    # Oracle's TO_DATE, for the date formats SuiteQL queries commonly use
+    "CREATE MACRO to_date(a, b) AS CAST(CASE upper(b) "
+    "WHEN 'YYYY-MM-DD' THEN strptime(a, '%Y-%m-%d') "
+    "WHEN 'MM/DD/YYYY' THEN strptime(a, '%m/%d/%Y') "
+    "WHEN 'DD.MM.YYYY' THEN strptime(a, '%d.%m.%Y') END AS DATE)",
+)
 
 
 def _invalid_query(reason: str) -> NetSuiteApiError:
@@ -262,26 +66,53 @@ class SuiteQLMirror:
             self._db.execute(macro)
         self._db.execute("SET enable_external_access = false")
         self._db.execute("SET lock_configuration = true")
+        # (record type, internal id) -> rows per table, or None for "removed"
+        self._pending: dict[tuple[str, int], dict[str, list[list[Any]]] | None] = {}
 
     # --- writes (from the record service) ---------------------------------------------------
+    #
+    # A write only computes the record's rows (plain Python, proportional to the record) and
+    # keeps them pending; the next query applies everything pending in a few statements per
+    # table. DuckDB spends milliseconds on every statement, so mirroring each write at once
+    # would make posting hundreds of invoices and payments slow, and most of them are never
+    # queried between two writes.
 
     def put(self, record_type: str, record: Record) -> None:
-        self.remove(record_type, str(record["id"]))
-        for table in self._tables_of(record_type):
-            rows = self._rows(table, record)
-            if not rows:
-                continue
-            marks = ", ".join("?" for _ in rows[0])
-            self._db.executemany(f'INSERT INTO "{table.name}" VALUES ({marks})', rows)
+        typed = {**record, "@type": record_type}
+        rows = {table.name: self._rows(table, typed) for table in self._tables_of(record_type)}
+        self._pending[(record_type, int(record["id"]))] = rows
 
     def remove(self, record_type: str, record_id: str) -> None:
-        for table in self._tables_of(record_type):
-            key = "transaction" if table.sublist else "id"
-            self._db.execute(f'DELETE FROM "{table.name}" WHERE "{key}" = ?', [int(record_id)])
+        self._pending[(record_type, int(record_id))] = None
 
     def clear(self) -> None:
+        self._pending.clear()
         for table in TABLES:
             self._db.execute(f'DELETE FROM "{table.name}"')
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        stale: dict[str, list[int]] = {}
+        fresh: dict[str, list[list[Any]]] = {}
+        for (record_type, record_id), rows in self._pending.items():
+            for table in self._tables_of(record_type):
+                stale.setdefault(table.name, []).append(record_id)
+                fresh.setdefault(table.name, []).extend((rows or {}).get(table.name, []))
+        self._pending.clear()
+        for table in TABLES:
+            ids = stale.get(table.name)
+            if not ids:
+                continue
+            key = "transaction" if table.sublists is not None else "id"
+            for chunk in _chunks(ids, _BATCH):
+                marks = ", ".join("?" for _ in chunk)
+                self._db.execute(f'DELETE FROM "{table.name}" WHERE "{key}" IN ({marks})', chunk)
+            for batch in _chunks(fresh.get(table.name, []), _BATCH):
+                row_marks = "(" + ", ".join("?" for _ in batch[0]) + ")"
+                values = ", ".join(row_marks for _ in batch)
+                flat = [value for row in batch for value in row]
+                self._db.execute(f'INSERT INTO "{table.name}" VALUES {values}', flat)
 
     @staticmethod
     def _tables_of(record_type: str) -> Iterable[Table]:
@@ -289,9 +120,10 @@ class SuiteQLMirror:
 
     @staticmethod
     def _rows(table: Table, record: Record) -> list[list[Any]]:
-        if table.sublist is None:
+        if table.sublists is None:
             return [[column.source(record) for column in table.columns]]
-        lines: list[Record] = [{}, *(record.get(table.sublist) or [])]
+        sublist = table.sublists.get(record["@type"])
+        lines: list[Record] = [{}, *((record.get(sublist) or []) if sublist else [])]
         return [[source(record, line) for _, _, source in table.line_columns] for line in lines]
 
     # --- reads (SuiteQL) ----------------------------------------------------------------------
@@ -299,6 +131,7 @@ class SuiteQLMirror:
     def run(self, query: str) -> list[dict[str, str]]:
         """Run one validated SELECT; rows as NetSuite returns them (strings, nulls omitted)."""
         self._check(query)
+        self._flush()
         timer = threading.Timer(_QUERY_SECONDS, self._db.interrupt)
         timer.start()
         try:
@@ -330,6 +163,10 @@ class SuiteQLMirror:
             raise _invalid_query("Exactly one SELECT statement is allowed.")
         if statements[0].type != duckdb.StatementType.SELECT:
             raise _invalid_query("Only SELECT statements can be run through SuiteQL.")
+
+
+def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
+    return (values[i : i + size] for i in range(0, len(values), size))
 
 
 def _format(value: Any) -> str:
