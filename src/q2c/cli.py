@@ -67,7 +67,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the generated data")] = 7,
 ) -> None:
     """Run opportunity-to-project end to end on SQLite with the bundled vendor sandboxes."""
-    from q2c.demo import run_demo
+    from q2c.demo_opportunities import run_demo
     from q2c.observability import configure_logging
 
     configure_logging("ERROR")

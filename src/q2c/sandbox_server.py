@@ -33,8 +33,8 @@ def serve_sandboxes(
     seed_deals: int = 0,
     seed: int = 7,
 ) -> None:
-    from q2c.demo import ENTITIES, ITEMS, UNMAPPED_DEPARTMENT
-    from q2c.demo import seed_deals as make_deals
+    from q2c.demo_opportunities import ENTITIES, ITEMS, UNMAPPED_DEPARTMENT
+    from q2c.demo_opportunities import seed_deals as make_deals
 
     salesforce_url = f"http://{host}:{salesforce_port}"
     netsuite_url = f"http://{host}:{netsuite_port}"

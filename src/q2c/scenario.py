@@ -54,7 +54,7 @@ ENTITIES = {
         "country": "DE",
         "currency": "EUR",
         "department": "Consulting-DE",
-        "tax_code": "DE-VAT19",
+        "tax_code": "DE-VAT-19",
         "rate_card": "RC-EU",
     },
 }

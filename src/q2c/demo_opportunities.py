@@ -1,4 +1,5 @@
-"""``q2c demo``: opportunity-to-project end to end on the embedded default.
+"""``q2c demo --only opportunity-to-project``: opportunity-to-project end to end on the
+embedded default.
 
 A services firm with two legal entities (US01 in USD, UK01 in GBP) closes a few dozen deals
 in Salesforce. q2c polls them, and each becomes a NetSuite customer, project and sales order,
