@@ -1,0 +1,262 @@
+"""AR invoices in Tryton: the invoice half of ``ArLedgerPort``.
+
+Invoices are ``account.invoice`` (type out) created over RPC with their lines and posted with
+the ``post`` button. RPC create does not run on_change, so the values the client would fill in
+come from Tryton's own ``on_change`` (invoice: address, receivable account, journal; line:
+revenue account and unit of the product). Taxes are the ones q2c mapped, not the product's
+defaults. Before posting, Tryton's untaxed amount, tax and total are compared with the
+canonical invoice: a posted invoice cannot be deleted, so a difference leaves a draft and a
+ValidationError naming both amounts. Idempotency: ``reference`` carries the external id and is
+searched first; a posted/paid invoice is returned as is, a left-over draft is replaced.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from q2c.canonical.models import Invoice
+from q2c.canonical.money import Money
+from q2c.connectors.tryton.base import TrytonBase
+from q2c.connectors.tryton.payloads import (
+    amount_in,
+    line_tax_amounts,
+    mapped,
+)
+from q2c.errors import BusinessFixError, NotFoundError, ValidationError
+from q2c.flows.ports import (
+    ErpInvoice,
+    ErpInvoiceLine,
+    ErpRecordRef,
+    InvoicePostingRefs,
+)
+
+__all__ = ["TrytonInvoices"]
+
+SYSTEM = "tryton"
+INVOICE_FIELDS = [
+    "reference", "number", "state", "currency.code", "untaxed_amount", "tax_amount",
+    "total_amount", "amount_to_pay", "party", "company", "lines", "taxes", "type",
+]  # fmt: skip
+DONE = ("posted", "paid")
+
+
+class TrytonInvoices(TrytonBase):
+    """Customer invoices of one Tryton database."""
+
+    # --- invoices --------------------------------------------------------------------------
+
+    def upsert_invoice(
+        self, invoice: Invoice, *, external_id: str, refs: InvoicePostingRefs
+    ) -> ErpRecordRef:
+        company = self.company_for(refs.subsidiary)
+        ctx = {"company": company}
+        existing = self._invoices_by_reference(external_id, company)
+        if existing and existing["state"] in DONE:
+            return ErpRecordRef(str(existing["id"]), external_id, existing["number"])
+        if existing and existing["state"] == "cancelled":
+            raise ValidationError(
+                f"Invoice {existing['number'] or existing['id']} for '{external_id}' was "
+                "cancelled in Tryton",
+                detail=f"account.invoice {existing['id']} reference={external_id!r} cancelled",
+                suggested_fix="Decide in Tryton whether to re-open it, then replay.",
+                system=SYSTEM,
+            )
+        if existing:  # a draft left by an earlier attempt: the canonical invoice wins
+            self.rpc.delete("account.invoice", [existing["id"]], context=ctx)
+        values = self._invoice_values(invoice, external_id, refs, company)
+        (invoice_id,) = self.rpc.create("account.invoice", [values], context=ctx)
+        self._check_totals(invoice_id, invoice, ctx)
+        self.confirming(
+            lambda: self.rpc.button("account.invoice", "post", [invoice_id], context=ctx)
+        )
+        (row,) = self.rpc.read("account.invoice", [invoice_id], ["number"], context=ctx)
+        return ErpRecordRef(str(invoice_id), external_id, row["number"])
+
+    def read_invoice(self, erp_id: str) -> ErpInvoice:
+        row = self._invoice_row(erp_id)
+        currency = str(row["currency."]["code"])
+        lines = [
+            line
+            for line in self.rpc.read(
+                "account.invoice.line",
+                row["lines"],
+                ["type", "product", "amount", "quantity", "taxes"],
+            )
+            if line["type"] == "line"
+        ]
+        taxes = self.rpc.read("account.invoice.tax", row["taxes"], ["tax", "base", "amount"])
+        tax_ids = sorted({int(t["tax"]) for t in taxes if t["tax"]})
+        rates = {
+            int(t["id"]): Decimal(t["rate"] or 0)
+            for t in self.rpc.read("account.tax", tax_ids, ["rate"])
+        }
+        per_line = line_tax_amounts(
+            [(int(x["id"]), Decimal(x["amount"]), [int(t) for t in x["taxes"]]) for x in lines],
+            [(int(t["tax"]), Decimal(t["base"]), Decimal(t["amount"])) for t in taxes if t["tax"]],
+            rates,
+            Money.zero(currency).exponent,
+        )
+        total = Money(Decimal(row["total_amount"]), currency)
+        state = str(row["state"])
+        remaining = {"draft": total, "validated": total, "cancelled": Money.zero(currency)}.get(
+            state, Money(Decimal(row["amount_to_pay"] or 0), currency)
+        )
+        return ErpInvoice(
+            erp_id=str(row["id"]),
+            external_id=str(row["reference"] or ""),
+            number=str(row["number"] or ""),
+            currency=currency,
+            subtotal=Money(Decimal(row["untaxed_amount"]), currency),
+            tax_total=Money(Decimal(row["tax_amount"]), currency),
+            total=total,
+            amount_remaining=remaining,
+            lines=[
+                ErpInvoiceLine(
+                    item_erp_id=str(line["product"] or ""),
+                    amount=Money(Decimal(line["amount"]), currency),
+                    tax_amount=Money(per_line[int(line["id"])], currency),
+                    tax_code_erp_id=str(line["taxes"][0]) if line["taxes"] else None,
+                    quantity=Decimal(line["quantity"]) if line["quantity"] is not None else None,
+                )
+                for line in lines
+            ],
+            status=state,
+        )
+
+    def receivable_balance(self, customer_erp_id: str, subsidiary: str | None = None) -> Money:
+        """What the party owes in the company's books (open invoices less payments and credit)."""
+        company = self.company_for(subsidiary)
+        (row,) = self.rpc.read(
+            "party.party", [int(customer_erp_id)], ["receivable"], context={"company": company}
+        )
+        return Money(Decimal(row["receivable"] or 0), self.company_currency(company))
+
+    def _invoices_by_reference(self, external_id: str, company: int) -> dict[str, Any] | None:
+        rows = self.rpc.search_read(
+            "account.invoice",
+            [["reference", "=", external_id], ["type", "=", "out"], ["company", "=", company]],
+            ["state", "number"],
+            order=[("id", "ASC")],
+        )
+        live = [row for row in rows if row["state"] != "cancelled"] or rows
+        if len(live) > 1:
+            raise BusinessFixError(
+                f"{len(live)} Tryton invoices carry the reference '{external_id}'",
+                detail=f"account.invoice ids {[r['id'] for r in live]}",
+                suggested_fix="Cancel the duplicates in Tryton, then replay.",
+                system=SYSTEM,
+            )
+        return live[0] if live else None
+
+    def _invoice_row(self, erp_id: str) -> dict[str, Any]:
+        rows = (
+            self.rpc.search_read("account.invoice", [["id", "=", int(erp_id)]], INVOICE_FIELDS)
+            if str(erp_id).isdigit()
+            else []
+        )
+        if not rows:
+            raise NotFoundError(
+                f"Tryton has no invoice {erp_id}",
+                detail=f"account.invoice id {erp_id!r} not found",
+                system=SYSTEM,
+            )
+        return rows[0]
+
+    def invoice_defaults(self, party: int, company: int) -> dict[str, Any]:
+        """What the client fills in when the party is chosen (Tryton's on_change)."""
+        values = {"type": "out", "party": party, "company": company, "journal": None}
+        answer = self.rpc.model("account.invoice", "on_change", values, ["type", "party"])
+        return {k: v for k, v in dict(answer).items() if not k.endswith(".")}
+
+    def _invoice_values(
+        self, invoice: Invoice, external_id: str, refs: InvoicePostingRefs, company: int
+    ) -> dict[str, Any]:
+        party = mapped({"customer": refs.customer_erp_id}, "customer", "Customer", external_id)
+        defaults = self.invoice_defaults(party, company)
+        currency = (
+            int(refs.currency_erp_id)
+            if str(refs.currency_erp_id).isdigit()
+            else self.currency_id(invoice.currency)
+        )
+        lines = []
+        for line in invoice.lines:
+            where = f"invoice {invoice.number or external_id} line {line.line_no}"
+            product = mapped(refs.items, line.service_item, "Item", where)
+            taxes = (
+                [mapped(refs.tax_codes, line.tax_code, "Tax code", where)] if line.tax_code else []
+            )
+            filled = self._line_defaults(product, party, company, currency)
+            lines.append(
+                {
+                    "type": "line",
+                    "product": product,
+                    "description": line.description or line.service_item,
+                    "quantity": line.quantity,
+                    "unit": filled["unit"],
+                    "unit_price": amount_in(line.unit_price, invoice.currency, f"{where} price"),
+                    "account": filled["account"],
+                    "taxes": [["add", taxes]],
+                }
+            )
+        return {
+            "type": "out",
+            "company": company,
+            "party": party,
+            "currency": currency,
+            "invoice_address": defaults.get("invoice_address"),
+            "account": int(refs.ar_account) if refs.ar_account else defaults.get("account"),
+            "journal": defaults.get("journal"),
+            "invoice_date": invoice.issue_date,
+            "payment_term_date": invoice.due_date,
+            "reference": external_id,
+            "description": refs.memo or (f"Invoice {invoice.number}" if invoice.number else ""),
+            "lines": [["create", lines]],
+        }
+
+    def _line_defaults(
+        self, product: int, party: int, company: int, currency: int
+    ) -> dict[str, Any]:
+        values = {
+            "type": "line",
+            "product": product,
+            "invoice_type": "out",
+            "party": party,
+            "company": company,
+            "currency": currency,
+        }
+        answer = self.rpc.model("account.invoice.line", "on_change", values, ["product"])
+        return dict(answer)
+
+    def _check_totals(self, invoice_id: int, invoice: Invoice, ctx: dict[str, Any]) -> None:
+        (row,) = self.rpc.read(
+            "account.invoice",
+            [invoice_id],
+            ["untaxed_amount", "tax_amount", "total_amount"],
+            context=ctx,
+        )
+        theirs = {
+            "untaxed amount": Decimal(row["untaxed_amount"]),
+            "tax": Decimal(row["tax_amount"]),
+            "total": Decimal(row["total_amount"]),
+        }
+        ours = {
+            "untaxed amount": invoice.subtotal.rounded().amount,
+            "tax": invoice.tax_total.rounded().amount,
+            "total": invoice.total.rounded().amount,
+        }
+        differences = [k for k in ours if ours[k] != theirs[k]]
+        if differences:
+            said = ", ".join(f"{k} {theirs[k]} in Tryton vs {ours[k]} in q2c" for k in differences)
+            raise ValidationError(
+                f"Tryton computes invoice {invoice.number or invoice.id} differently: {said}; "
+                "it was left as a draft",
+                detail=f"account.invoice {invoice_id}: tryton={theirs} canonical={ours}",
+                suggested_fix=(
+                    "Check the tax rates and tax rounding (per line or per document) in Tryton "
+                    "against q2c's tax codes, then replay (the draft is replaced)."
+                ),
+                field="total",
+                system=SYSTEM,
+                context={"tryton_invoice_id": invoice_id},
+            )

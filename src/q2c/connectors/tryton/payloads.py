@@ -1,0 +1,194 @@
+"""Message translator between q2c's canonical objects and Tryton record values.
+
+Pure functions, no I/O: the adapter resolves ids (party, currency, product, account) and hands
+them in. Where q2c's external id lives in Tryton, so that a repeated write finds its record:
+
+    customer       party.identifier, type empty ("Other"), code = external id
+    project        project.work comment, last line "[<external id>]"
+    sales order    sale.sale reference = external id
+    AR invoice     account.invoice reference = external id
+    journal entry  account.move description "<memo> [<external id>]"
+    payment        account.move description "... [<external id>:inv<invoice id>]" for each
+                   application (the pay wizard's move) and "[<external id>:unapplied]"
+
+Markers in free text are searched with LIKE and then checked exactly here (``has_marker``), so
+LIKE's wildcards in an id cannot produce a false match.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from q2c.canonical.models import Address, Customer
+from q2c.canonical.money import Money
+from q2c.errors import MappingMissingError, ValidationError
+
+__all__ = [
+    "EU_MEMBER_STATES",
+    "address_values",
+    "amount_in",
+    "check_external_id",
+    "customer_contacts",
+    "duration_from",
+    "has_marker",
+    "hours_from",
+    "like_marker",
+    "line_tax_amounts",
+    "mapped",
+    "normalize_tax_id",
+    "tax_identifier",
+    "with_marker",
+]
+
+SYSTEM = "tryton"
+EU_MEMBER_STATES = frozenset(
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()  # noqa: SIM905
+)
+# Tryton's tax identifier type per country (party.party TAX_IDENTIFIER_TYPES); Tryton checks
+# the number with python-stdnum. EU members use the generic "eu_vat" (country prefix included).
+TAX_ID_TYPES = {
+    "GB": "gb_vat",
+    "US": "us_tin",
+    "CA": "ca_bn",
+    "CH": "ch_vat",
+    "AU": "au_abn",
+    "NO": "no_mva",
+    "IN": "in_gstin",
+    "MX": "mx_rfc",
+    "JP": "jp_cn",
+    "NZ": "nz_ird",
+    "SG": "sg_uen",
+}
+HOUR = Decimal("0.000001")  # delivery quantities are exact to 1/1,000,000 of an hour
+
+
+def check_external_id(external_id: str) -> str:
+    """External ids end up in codes and markers: refuse the characters that would break them."""
+    if not external_id or any(ch in external_id for ch in "[]\\") or not external_id.isprintable():
+        raise ValidationError(
+            f"The external id {external_id!r} cannot be stored in Tryton",
+            detail="external ids must be printable and free of '[', ']' and '\\'",
+            system=SYSTEM,
+        )
+    return external_id
+
+
+def with_marker(text: str, external_id: str) -> str:
+    return f"{text} [{check_external_id(external_id)}]".strip()
+
+
+def has_marker(text: str | None, external_id: str) -> bool:
+    return bool(text) and str(text).rstrip().endswith(f"[{external_id}]")
+
+
+def like_marker(external_id: str) -> str:
+    return f"%[{check_external_id(external_id)}]%"
+
+
+def normalize_tax_id(tax_id: str) -> str:
+    """Compact form: letters and digits only, upper case ("de 123-456" -> "DE123456")."""
+    return "".join(ch for ch in tax_id if ch.isalnum()).upper()
+
+
+def tax_identifier(country: str, tax_id: str) -> dict[str, Any]:
+    """The ``party.identifier`` values for a customer's tax id, typed by country."""
+    code = tax_id.strip()
+    if country in EU_MEMBER_STATES:
+        prefix = "EL" if country == "GR" else country
+        compact = normalize_tax_id(code)
+        if not compact[:2].isalpha():
+            code = prefix + compact
+        return {"type": "eu_vat", "code": code}
+    kind = TAX_ID_TYPES.get(country)
+    return {"type": kind, "code": code} if kind else {"type": None, "code": code}
+
+
+def address_values(address: Address, country_id: int | None) -> dict[str, Any]:
+    street = "\n".join(part for part in (address.line1, address.line2) if part)
+    values: dict[str, Any] = {
+        "street": street,
+        "city": address.city,
+        "postal_code": address.postal_code or None,
+    }
+    if country_id is not None:
+        values["country"] = country_id
+    return values
+
+
+def customer_contacts(customer: Customer) -> list[dict[str, Any]]:
+    contacts = []
+    if customer.email:
+        contacts.append({"type": "email", "value": customer.email})
+    if customer.phone:
+        contacts.append({"type": "phone", "value": customer.phone})
+    return contacts
+
+
+def mapped(mapping: Mapping[str, str], key: str, what: str, context: str) -> int:
+    """A Tryton id from a q2c mapping (``refs.items``, ``refs.tax_codes``) or MappingMissing."""
+    value = mapping.get(key)
+    if value is None or not str(value).isdigit():
+        raise MappingMissingError(
+            f"{what} '{key}' has no Tryton mapping",
+            detail=f"{context}: {what} {key!r} not in {sorted(mapping)} (or not a Tryton id)",
+            field=what.lower(),
+            system=SYSTEM,
+            context={"value": key},
+        )
+    return int(value)
+
+
+def amount_in(money: Money, currency: str, what: str) -> Decimal:
+    if money.currency != currency:
+        raise ValidationError(
+            f"{what} is in {money.currency} but the document is in {currency}",
+            detail=f"{what}={money}",
+            system=SYSTEM,
+        )
+    return money.amount
+
+
+def hours_from(duration: dt.timedelta) -> Decimal:
+    """Hours of a Tryton duration, exact to 1/1,000,000 of an hour (half-even)."""
+    micros = (duration.days * 86_400 + duration.seconds) * 1_000_000 + duration.microseconds
+    return (Decimal(micros) / Decimal(3_600_000_000)).quantize(HOUR, rounding=ROUND_HALF_EVEN)
+
+
+def duration_from(hours: Decimal) -> dt.timedelta:
+    micros = (hours * Decimal(3_600_000_000)).to_integral_value(rounding=ROUND_HALF_EVEN)
+    return dt.timedelta(microseconds=int(micros))
+
+
+def line_tax_amounts(
+    lines: Sequence[tuple[int, Decimal, Sequence[int]]],
+    invoice_taxes: Sequence[tuple[int, Decimal, Decimal]],
+    rates: Mapping[int, Decimal],
+    exponent: Decimal,
+) -> dict[int, Decimal]:
+    """Tax per invoice line, consistent with the invoice's tax records.
+
+    Tryton keeps tax per invoice (``account.invoice.tax``: tax, base, amount), not per line.
+    Each line gets round(amount x rate) (half-even, as Tryton rounds) for each of its taxes;
+    per tax, any difference to Tryton's own amount goes to that tax's largest line, so the
+    lines add up to what Tryton booked. ``lines``: (line id, amount, tax ids);
+    ``invoice_taxes``: (tax id, base, amount).
+    """
+    per_line: dict[int, Decimal] = {line_id: Decimal(0) for line_id, _, _ in lines}
+    for tax_id, _base, booked in invoice_taxes:
+        rate = rates.get(tax_id, Decimal(0))
+        taxed = [(line_id, amount) for line_id, amount, taxes in lines if tax_id in taxes]
+        if not taxed:
+            continue
+        shares = {
+            line_id: (amount * rate).quantize(exponent, rounding=ROUND_HALF_EVEN)
+            for line_id, amount in taxed
+        }
+        difference = booked - sum(shares.values(), Decimal(0))
+        largest = max(taxed, key=lambda item: (abs(item[1]), -item[0]))[0]
+        shares[largest] += difference
+        for line_id, share in shares.items():
+            per_line[line_id] += share
+    return per_line
