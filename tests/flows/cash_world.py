@@ -165,14 +165,16 @@ class CashWorld:
         revenue: RevenueMethod = RevenueMethod.AS_INVOICED,
         start: date = date(2026, 11, 1),
         end: date = date(2027, 4, 30),
+        customer_key: str | None = None,
     ) -> str:
+        customer_key = customer_key or number
         customer = Customer(
-            id=f"cust-{number}",
-            legal_name=f"Customer {number} Inc.",
+            id=f"cust-{customer_key}",
+            legal_name=f"Customer {customer_key} Inc.",
             country="US",
             currency=USD,
             legal_entity="US01",
-            tax_id=f"T{number}",
+            tax_id=f"T{customer_key}",
         )
         contract = Contract(
             id=f"ctr-{number}",
@@ -229,7 +231,7 @@ class CashWorld:
                 legal_entity="US01",
                 status=project.status,
             )
-        self.xref.link(XrefLink(customer.id, "customer", "erp", f"erp-{number}"))
+        self.xref.link(XrefLink(customer.id, "customer", "erp", f"erp-{customer_key}"))
         return contract.id
 
     # --- delivery --------------------------------------------------------------------------

@@ -71,6 +71,21 @@ def test_entries_of_one_rate_share_a_line(world):
     assert line.amount == usd("12000.00")
 
 
+def test_two_contracts_of_one_customer_get_one_invoice_each(world):
+    first = world.seed_contract("110", customer_key="shared")
+    second = world.seed_contract("111", customer_key="shared")
+    world.deliver(time_entry("te-a", "110", date(2026, 11, 10), "1"),
+                  time_entry("te-b", "111", date(2026, 11, 10), "2"))
+    world.run()
+    world.bill(first, NOV)
+    world.bill(second, NOV)
+    world.run()
+    invoices = {i.contract_id: i for i in world.billing.invoices.values()}
+    assert invoices[first].total == usd("200.00")
+    assert invoices[second].total == usd("400.00")
+    assert len(world.billing.customers) == 1
+
+
 def test_duplicate_delivery_and_a_repeated_billing_run_never_bill_twice(world):
     contract = world.seed_contract("102")
     entry = time_entry("te-1", "102", date(2026, 11, 10), "4")

@@ -191,14 +191,15 @@ class InMemoryErp:
 
 @dataclass
 class InMemoryBilling:
-    """A billing platform in memory: pending items per customer, invoices that take them,
-    tax per line at the rate the line carries (``metadata['q2c_tax_rate']``), half-up."""
+    """A billing platform in memory: draft invoices that take the items put on them, tax per
+    line at the rate the line carries (``metadata['q2c_tax_rate']``), half-up."""
 
     system: str = "billing"
     customers: dict[str, str] = field(default_factory=dict)  # external id -> billing id
     items: dict[str, dict[str, Any]] = field(default_factory=dict)  # external id -> item
     invoices: dict[str, Invoice] = field(default_factory=dict)
     invoice_keys: dict[str, str] = field(default_factory=dict)  # external id -> invoice id
+    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
     erp_references: dict[str, str] = field(default_factory=dict)
     payments: list[Payment] = field(default_factory=list)
     item_calls: int = 0
@@ -208,30 +209,6 @@ class InMemoryBilling:
         self.fault("upsert_customer")
         billing_id = self.customers.setdefault(external_id, f"cus_{len(self.customers) + 1}")
         return BillingCustomerRef(billing_id, external_id)
-
-    def add_invoice_items(
-        self, customer_billing_id: str, lines: Sequence[BillingLine]
-    ) -> list[BilledItem]:
-        self.fault("add_invoice_items")
-        self.item_calls += 1
-        for line in lines:
-            self.items.setdefault(
-                line.external_id,
-                {
-                    "id": f"ii_{len(self.items) + 1}",
-                    "customer": customer_billing_id,
-                    "line": line,
-                    "invoice": None,
-                },
-            )
-        return [
-            BilledItem(
-                self.items[line.external_id]["id"],
-                line.external_id,
-                self.items[line.external_id]["invoice"],
-            )
-            for line in lines
-        ]
 
     def create_invoice(
         self,
@@ -244,19 +221,50 @@ class InMemoryBilling:
         metadata: dict[str, str],
     ) -> str:
         self.fault("create_invoice")
-        if external_id in self.invoice_keys:
-            return self.invoice_keys[external_id]
-        invoice_id = f"in_{len(self.invoice_keys) + 1}"
-        pending = [
-            i
-            for i in self.items.values()
-            if i["customer"] == customer_billing_id and i["invoice"] is None
+        if external_id not in self.invoice_keys:
+            self.invoice_keys[external_id] = f"in_{len(self.invoice_keys) + 1}"
+            self.drafts[self.invoice_keys[external_id]] = {
+                "customer": customer_billing_id,
+                "currency": currency,
+                "due": due_date,
+                "metadata": dict(metadata),
+            }
+        return self.invoice_keys[external_id]
+
+    def add_invoice_items(
+        self, customer_billing_id: str, lines: Sequence[BillingLine], *, invoice_id: str
+    ) -> list[BilledItem]:
+        self.fault("add_invoice_items")
+        self.item_calls += 1
+        if invoice_id in self.invoices:
+            raise ValidationError(f"Invoice {invoice_id} is finalized; items cannot be added")
+        for line in lines:
+            self.items.setdefault(
+                line.external_id,
+                {
+                    "id": f"ii_{len(self.items) + 1}",
+                    "customer": customer_billing_id,
+                    "line": line,
+                    "invoice": invoice_id,
+                },
+            )
+        return [
+            BilledItem(self.items[line.external_id]["id"], line.external_id, invoice_id)
+            for line in lines
         ]
-        if not pending:
-            raise ValidationError("Nothing to invoice: the customer has no pending items")
+
+    def finalize_invoice(self, invoice_id: str) -> Invoice:
+        """Tax per line at the rate the line carries, half-up; numbered on finalization."""
+        self.fault("finalize_invoice")
+        if invoice_id in self.invoices:
+            return self.invoices[invoice_id]
+        draft = self.drafts[invoice_id]
+        currency = draft["currency"]
+        items = [i for i in self.items.values() if i["invoice"] == invoice_id]
+        if not items:
+            raise ValidationError(f"Invoice {invoice_id} has no items to finalize")
         lines = []
-        for number, item in enumerate(pending, start=1):
-            item["invoice"] = invoice_id
+        for number, item in enumerate(items, start=1):
             line: BillingLine = item["line"]
             rate = Decimal(line.metadata.get("q2c_tax_rate", "0"))
             lines.append(
@@ -273,32 +281,23 @@ class InMemoryBilling:
             )
         subtotal = Money.total((x.amount for x in lines), currency)
         tax = Money.total((x.tax_amount for x in lines if x.tax_amount), currency)
-        self.invoices[invoice_id] = Invoice(
+        invoice = Invoice(
             id=invoice_id,
             xrefs={self.system: invoice_id},
-            customer_id=customer_billing_id,
-            contract_id=metadata.get("q2c_contract_id"),
-            legal_entity=metadata.get("q2c_legal_entity", ""),
+            number=f"INV-{len(self.invoices) + 1:04d}",
+            customer_id=draft["customer"],
+            contract_id=draft["metadata"].get("q2c_contract_id"),
+            legal_entity=draft["metadata"].get("q2c_legal_entity", ""),
             currency=currency,
-            issue_date=due_date,
-            due_date=due_date,
+            issue_date=draft["due"],
+            due_date=draft["due"],
             lines=lines,
             subtotal=subtotal,
             tax_total=tax,
             total=subtotal + tax,
-            status="draft",
+            status="finalized",
         )
-        self.invoice_keys[external_id] = invoice_id
-        return invoice_id
-
-    def finalize_invoice(self, invoice_id: str) -> Invoice:
-        self.fault("finalize_invoice")
-        invoice = self.invoices[invoice_id]
-        if invoice.status == "draft":
-            invoice = invoice.model_copy(
-                update={"status": "finalized", "number": f"INV-{len(self.invoices):04d}"}
-            )
-            self.invoices[invoice_id] = invoice
+        self.invoices[invoice_id] = invoice
         return invoice
 
     def fetch_invoice(self, invoice_id: str) -> Invoice:

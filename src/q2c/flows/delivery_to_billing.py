@@ -5,16 +5,17 @@ Two sagas, because intake is per event and billing is per contract and period (b
 
     intake (per billing event):   check_delivery -> record_billable
     billing run (per contract and period end):
-        collect -> rate -> ensure_billing_customer -> send_lines -> create_invoice
-            -> finalize_invoice -> record_inclusion
+        collect -> rate -> ensure_billing_customer -> create_invoice (an empty draft)
+            -> send_lines (onto that draft) -> finalize_invoice -> record_inclusion
 
 Intake refuses what cannot be billed (closed project, unknown role, negative quantity, an
 expense in a currency with no rate) with a business message, and records the rest once in the
 hub's billable-events ledger. A billing run rates the contract's ready events by its billing
-model (``q2c.pricing``), sends one item per line to the billing platform (idempotent per line),
-creates and finalizes the invoice, checks the platform's totals against its own to the cent, and
-records which invoice line every event landed on — in the same commit as the step, so an event
-is never billed twice. The finalized invoice is handed to invoice-to-ledger in that commit too.
+model (``q2c.pricing``), creates a draft invoice in the billing platform and puts one item
+per line on it (idempotent per line; two runs for one customer never mix), finalizes it,
+checks the platform's totals against its own to the cent, and records which invoice line
+every event landed on — in the same commit as the step, so an event is never billed twice.
+The finalized invoice is handed to invoice-to-ledger in that commit too.
 
 Line grouping (so an invoice does not carry 10,000 lines): time lines of one rate (service
 item, role, unit price, rate card version, tax code) become one invoice line; its quantity is
@@ -465,6 +466,27 @@ def _group_key(line: RatedLine) -> tuple[Any, ...]:
     )
 
 
+def _merged(group: list[RatedLine]) -> RatedLine:
+    """One invoice line for a group: hours summed, amount the sum of the entries' amounts."""
+    first = group[0]
+    if len(group) == 1:
+        return first
+    return RatedLine(
+        billing_event_ids=tuple(i for line in group for i in line.billing_event_ids),
+        contract_id=first.contract_id,
+        kind=first.kind,
+        description=f"{first.description} ({len(group)} entries)",
+        service_item=first.service_item,
+        quantity=sum((line.quantity for line in group), Decimal(0)),
+        unit_price=first.unit_price,
+        amount=Money.total((line.amount for line in group), first.currency),
+        work_date=max(line.work_date for line in group),
+        rate_card_id=first.rate_card_id,
+        rate_card_version=first.rate_card_version,
+        tax_code=first.tax_code,
+    )
+
+
 def _grouped(lines: Iterable[RatedLine]) -> list[list[RatedLine]]:
     groups: dict[tuple[Any, ...], list[RatedLine]] = {}
     for line in lines:
@@ -491,36 +513,33 @@ def rate(context: StepContext) -> dict[str, Any]:
     other_held = [h for h in rating.outcome.held if h not in cap_held] + rating.not_billed
     lines: list[dict[str, Any]] = []
     if rating.outcome.lines:
+        groups = _grouped(rating.outcome.lines)
+        # tax per invoice line, as the billing platform and the ERP compute it
         taxed = apply_tax(
-            rating.outcome.lines,
+            [_merged(group) for group in groups],
             table=tax_table(hub),
             legal_entity=contract.legal_entity,
             nexus=customer.country,
             currency=contract.currency,
         )
-        by_line = {id(t.line): t for t in taxed.lines}
-        for number, group in enumerate(_grouped(rating.outcome.lines), start=1):
+        for number, (group, line) in enumerate(zip(groups, taxed.lines, strict=True), start=1):
             first = group[0]
-            amount = Money.total((line.amount for line in group), contract.currency)
-            tax_code = by_line[id(first)].tax_code
-            tax_rate = by_line[id(first)].tax_rate
             lines.append(
                 {
                     "external_id": f"q2c-{context.business_key}-L{number}",
-                    "description": first.description
-                    if len(group) == 1
-                    else f"{first.description} ({len(group)} entries)",
+                    "description": line.line.description,
                     "service_item": first.service_item,
                     "kind": first.kind.value,
-                    "quantity": str(sum((line.quantity for line in group), Decimal(0))),
+                    "quantity": str(line.line.quantity),
                     "unit_price": first.unit_price.as_json(),
-                    "amount": amount.as_json(),
-                    "tax_code": tax_code,
-                    "tax_rate": str(tax_rate),
+                    "amount": line.line.amount.as_json(),
+                    "tax_code": line.tax_code,
+                    "tax_rate": str(line.tax_rate),
+                    "tax_amount": line.tax_amount.as_json() if line.tax_amount else None,
                     "rate_card_id": first.rate_card_id,
                     "rate_card_version": first.rate_card_version,
-                    "period_start": min(line.work_date for line in group).isoformat(),
-                    "period_end": max(line.work_date for line in group).isoformat(),
+                    "period_start": min(x.work_date for x in group).isoformat(),
+                    "period_end": max(x.work_date for x in group).isoformat(),
                     "events": _event_amounts(group),
                 }
             )
@@ -635,7 +654,9 @@ def send_lines(context: StepContext) -> dict[str, Any]:
         )
         for line in rated["lines"]
     ]
-    items = services.billing.add_invoice_items(customer_id, lines)
+    items = services.billing.add_invoice_items(
+        customer_id, lines, invoice_id=context.output_of("create_invoice")["invoice_id"]
+    )
     return {"items": {item.external_id: item.billing_id for item in items}}
 
 
@@ -872,8 +893,8 @@ def build_flows(policy: RetryPolicy | None = None) -> tuple[Flow, Flow]:
             Step("collect", collect, retry=retry),
             Step("rate", rate, retry=retry),
             Step("ensure_billing_customer", ensure_billing_customer, system="billing", retry=retry),
-            Step("send_lines", send_lines, system="billing", retry=retry),
             Step("create_invoice", create_invoice, system="billing", retry=retry),
+            Step("send_lines", send_lines, system="billing", retry=retry),
             Step("finalize_invoice", finalize_invoice, system="billing", retry=retry),
             Step("record_inclusion", record_inclusion, retry=retry),
         ),

@@ -130,6 +130,8 @@ def compare_posting(invoice: Invoice, posted: ErpInvoice) -> list[str]:
                 differences.append(
                     f"line {line.line_no} amount: billing {line.amount}, ERP {erp_line.amount}"
                 )
+            if invoice.tax_rounding == "document":
+                continue  # the billing document carries tax per code, not per line
             billed_tax = line.tax_amount or Money.zero(invoice.currency)
             if billed_tax.rounded() != erp_line.tax_amount.rounded():
                 differences.append(

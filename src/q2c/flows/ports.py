@@ -259,12 +259,6 @@ class BillingPort(Protocol):
 
     def upsert_customer(self, customer: Customer, *, external_id: str) -> BillingCustomerRef: ...
 
-    def add_invoice_items(
-        self, customer_billing_id: str, lines: Sequence[BillingLine]
-    ) -> list[BilledItem]:
-        """Pending items for the customer's next invoice, one per line, idempotent per line."""
-        ...
-
     def create_invoice(
         self,
         customer_billing_id: str,
@@ -275,7 +269,14 @@ class BillingPort(Protocol):
         memo: str,
         metadata: dict[str, str],
     ) -> str:
-        """A draft invoice that takes the customer's pending items; returns its id."""
+        """An empty draft invoice (it takes none of the customer's other pending items, so two
+        billing runs for one customer never mix); returns its id."""
+        ...
+
+    def add_invoice_items(
+        self, customer_billing_id: str, lines: Sequence[BillingLine], *, invoice_id: str
+    ) -> list[BilledItem]:
+        """One item per line on the draft invoice, idempotent per line."""
         ...
 
     def finalize_invoice(self, invoice_id: str) -> Invoice: ...
