@@ -349,7 +349,7 @@ ERRORS: list[tuple[str, dict[str, Any], dict[str, str] | None, str]] = [
      "systems.salesforce.roles[1]: Input should be 'crm', 'cpq', 'psa', 'billing' or 'erp'"),
     ("unknown system key", changed("systems.salesforce.timeout", 5), None,
      "systems.salesforce.timeout: unknown key; expected one of: vendor, roles, sandbox, "
-     "base_url, login_url, api_version, auth, account_id, legal_entities, rate_limit, "
+     "base_url, login_url, api_version, auth, account_id, database, legal_entities, rate_limit, "
      "timeout_seconds"),
     ("base url scheme", changed("systems.salesforce.base_url", "acme.my.salesforce.com"), None,
      "systems.salesforce.base_url: String should match pattern '^https?://'"),

@@ -215,6 +215,9 @@ class TokenBasedAuth(_Auth):
 class ApiKeyAuth(_Auth):
     flow: Literal["api_key"]
     api_key_env: EnvVarName
+    webhook_secret_env: EnvVarName | None = Field(
+        default=None, description="the vendor's webhook signing secret (Stripe: whsec_...)"
+    )
 
 
 class PasswordAuth(_Auth):
@@ -252,6 +255,7 @@ class SystemConfig(_Section):
     api_version: str | None = None
     auth: AuthConfig | None = None
     account_id: str | None = None
+    database: str | None = Field(default=None, description="Tryton: the database to log in to")
     legal_entities: list[str] | None = Field(
         default=None, description="legal entity codes this system serves; omitted: all"
     )

@@ -54,7 +54,7 @@ VENDOR_AUTH_FLOWS: dict[str, tuple[str, ...]] = {
     "hubspot": ("api_key", "client_credentials"),
     "stripe": ("api_key",),
     "kantata": ("client_credentials", "api_key"),
-    "tryton": ("password", "api_key"),
+    "tryton": ("password",),
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 Loc = tuple[str | int, ...]

@@ -47,6 +47,10 @@ class Connections:
         for client in self.clients:
             client.close()
         self.clients.clear()
+        for sandbox in self.sandboxes.values():
+            stop = getattr(sandbox, "stop", None)  # a managed server (Tryton) owns a process
+            if stop is not None:
+                stop()
 
 
 def connect_systems(
@@ -67,6 +71,19 @@ def connect_systems(
             adapter = _salesforce(name, system, connections, recorder, bucket)
         elif system.vendor == "netsuite":
             adapter = _netsuite(name, system, connections, recorder, bucket)
+        elif system.vendor == "stripe":
+            adapter = _stripe(name, system, connections, recorder, bucket)
+        elif system.vendor == "kantata":
+            adapter = _kantata(name, system, connections, recorder, bucket)
+        elif system.vendor == "tryton":
+            adapter = _tryton(name, system, connections, recorder, bucket)
+            if "psa" in system.roles:
+                from q2c.connectors.tryton.psa import TrytonPsa
+
+                # one server, two roles: the PSA side speaks through the ERP's session
+                connections.add(name, ["psa"], TrytonPsa(adapter.rpc))
+                connections.add(name, [r for r in system.roles if r != "psa"], adapter)
+                continue
         else:
             raise ConfigError(
                 f"q2c.yaml: systems.{name}.vendor: no connector for '{system.vendor}' yet",
@@ -183,6 +200,138 @@ def _netsuite(
             bucket=bucket,
         )
     raise ConfigError(f"q2c.yaml: systems.{name}.auth.flow: NetSuite does not use {auth.flow}")
+
+
+def _stripe(
+    name: str,
+    system: SystemConfig,
+    connections: Connections,
+    recorder: ExchangeRecorder | None,
+    bucket: TokenBucket | None,
+) -> Any:
+    from q2c.connectors.stripe.adapter import connect_stripe
+
+    default_entity = (system.legal_entities or [""])[0] if system.legal_entities else ""
+    if system.sandbox:
+        from q2c.connectors.stripe.sandbox import StripeSandbox
+
+        sandbox = connections.sandboxes.get(name) or StripeSandbox()
+        connections.sandboxes[name] = sandbox
+        client = sandbox.client(timeout=system.timeout_seconds)
+        connections.clients.append(client)
+        return connect_stripe(
+            client,
+            api_key=sandbox.api_key,
+            base_url=sandbox.base_url,
+            recorder=recorder,
+            bucket=bucket,
+            default_legal_entity=default_entity,
+        )
+    auth = _require(system.auth, name)
+    if auth.flow != "api_key":
+        raise ConfigError(f"q2c.yaml: systems.{name}.auth.flow: Stripe uses api_key")
+    client = httpx.Client(timeout=system.timeout_seconds)
+    connections.clients.append(client)
+    return connect_stripe(
+        client,
+        api_key=auth.secret("api_key").get_secret_value(),
+        base_url=system.base_url or "https://api.stripe.com",
+        recorder=recorder,
+        bucket=bucket,
+        default_legal_entity=default_entity,
+    )
+
+
+def _kantata(
+    name: str,
+    system: SystemConfig,
+    connections: Connections,
+    recorder: ExchangeRecorder | None,
+    bucket: TokenBucket | None,
+) -> Any:
+    from q2c.connectors.kantata.adapter import (
+        connect_kantata,
+        connect_kantata_client_credentials,
+    )
+
+    if system.sandbox:
+        from q2c.connectors.kantata.sandbox import KantataSandbox
+
+        sandbox = connections.sandboxes.get(name) or KantataSandbox()
+        connections.sandboxes[name] = sandbox
+        client = sandbox.client(timeout=system.timeout_seconds)
+        connections.clients.append(client)
+        return connect_kantata(
+            client,
+            access_token=sandbox.access_token,
+            base_url=sandbox.base_url,
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
+            refresh_token=sandbox.refresh_token,
+            recorder=recorder,
+            bucket=bucket,
+        )
+    auth = _require(system.auth, name)
+    client = httpx.Client(timeout=system.timeout_seconds)
+    connections.clients.append(client)
+    base_url = system.base_url or "https://api.mavenlink.com/api/v1"
+    if auth.flow == "api_key":  # a personal / integration bearer token
+        return connect_kantata(
+            client,
+            access_token=auth.secret("api_key").get_secret_value(),
+            base_url=base_url,
+            recorder=recorder,
+            bucket=bucket,
+        )
+    if auth.flow == "client_credentials":
+        return connect_kantata_client_credentials(
+            client,
+            client_id=auth.secret("client_id").get_secret_value(),
+            client_secret=auth.secret("client_secret").get_secret_value(),
+            base_url=base_url,
+            token_url=system.login_url,
+            recorder=recorder,
+            bucket=bucket,
+        )
+    raise ConfigError(f"q2c.yaml: systems.{name}.auth.flow: Kantata does not use {auth.flow}")
+
+
+def _tryton(
+    name: str,
+    system: SystemConfig,
+    connections: Connections,
+    recorder: ExchangeRecorder | None,
+    bucket: TokenBucket | None,
+) -> Any:
+    from q2c.connectors.tryton.adapter import connect_tryton
+
+    if system.sandbox:
+        from q2c.connectors.tryton.server import TrytonServer
+
+        server = connections.sandboxes.get(name) or TrytonServer().start()
+        connections.sandboxes[name] = server
+        client = httpx.Client(timeout=max(system.timeout_seconds, 60))
+        connections.clients.append(client)
+        return server.erp(client, recorder=recorder, bucket=bucket)
+    auth = _require(system.auth, name)
+    if auth.flow != "password":
+        raise ConfigError(f"q2c.yaml: systems.{name}.auth.flow: Tryton uses password")
+    if not system.base_url or not system.database:
+        raise ConfigError(
+            f"q2c.yaml: systems.{name}: Tryton needs base_url and database",
+            suggested_fix="Set base_url (e.g. http://erp.internal:8000) and database.",
+        )
+    client = httpx.Client(timeout=system.timeout_seconds)
+    connections.clients.append(client)
+    return connect_tryton(
+        client,
+        base_url=system.base_url,
+        database=system.database,
+        username=auth.username,
+        password=auth.secret("password").get_secret_value(),
+        recorder=recorder,
+        bucket=bucket,
+    )
 
 
 def _require(auth: Any, name: str) -> Any:

@@ -25,7 +25,7 @@ the sum of hours and its amount the sum of the per-entry rounded amounts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -127,11 +127,14 @@ def rate_card_use_id(rate_card_id: str, version: int) -> str:
     return f"{rate_card_id}:v{version}"
 
 
-def rate_book(hub: HubLedgers, rate_card_id: str) -> RateCardBook:
-    """Every version of a rate card, with the dates billed lines used them on."""
+def rate_book(hub: HubLedgers, rate_card_id: str, *, with_use: bool = True) -> RateCardBook:
+    """Every version of a rate card, with the dates billed lines used them on (needed to
+    judge a new version; reading a rate does not need them)."""
     book = RateCardBook()
     for card in hub.records.versions("rate_card", rate_card_id, RateCard):
         book.add_version(card)
+        if not with_use:
+            continue
         use = hub.records.current(
             "rate_card_use", rate_card_use_id(card.id, card.version), RateCardUse
         )
@@ -232,7 +235,7 @@ def _check_billing_rules(hub: HubLedgers, event: BillingEvent, contract: Contrac
                 suggested_fix="Attach a rate card to the contract, then replay.",
                 field="rate_card_id",
             )
-        rate_book(hub, contract.rate_card_id).rate_for(
+        rate_book(hub, contract.rate_card_id, with_use=False).rate_for(
             contract.rate_card_id,
             role=event.role,
             service_item=event.service_item,
@@ -366,7 +369,11 @@ def rate_contract(
         non_billable_categories=frozenset(terms.expenses.non_billable_categories),
     )
     already = hub.billable.billed_total(contract.id, contract.currency)
-    book = rate_book(hub, contract.rate_card_id) if contract.rate_card_id else RateCardBook()
+    book = (
+        rate_book(hub, contract.rate_card_id, with_use=False)
+        if contract.rate_card_id
+        else RateCardBook()
+    )
     fx = fx_table(hub)
     model = contract.billing_model
     carry_out: Decimal | None = None
@@ -515,8 +522,12 @@ def rate(context: StepContext) -> dict[str, Any]:
     if rating.outcome.lines:
         groups = _grouped(rating.outcome.lines)
         # tax per invoice line, as the billing platform and the ERP compute it
+        default_code = contract.billing_terms.tax_code
         taxed = apply_tax(
-            [_merged(group) for group in groups],
+            [
+                replace(merged, tax_code=merged.tax_code or default_code)
+                for merged in (_merged(group) for group in groups)
+            ],
             table=tax_table(hub),
             legal_entity=contract.legal_entity,
             nexus=customer.country,

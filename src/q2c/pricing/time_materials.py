@@ -118,7 +118,8 @@ def rate_expense(
     if event.amount is None:
         raise ValidationError(f"Expense {event.id} has no amount", field="amount")
     category = event.expense_category
-    if not event.billable or (category is not None and category in policy.non_billable_categories):
+    excluded = {c.casefold() for c in policy.non_billable_categories}  # "Meals" is "meals"
+    if not event.billable or (category is not None and category.casefold() in excluded):
         why = "marked not billable" if not event.billable else f"category {category!r}"
         return HeldItem(
             billing_event_ids=(event.id,),

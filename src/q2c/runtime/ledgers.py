@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
 from q2c.canonical.models import BillingEvent, BillingEventKind
 from q2c.canonical.money import Money
@@ -26,6 +26,19 @@ from q2c.store.schema import billable_events, ledger_documents, master_records
 __all__ = ["BillableEvents", "LedgerDocuments", "LedgerTotals", "MasterRecords"]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+# Built once: flows read master records on every billing event (the intake hot path).
+_KEY = and_(
+    master_records.c.object_type == bindparam("b_type"),
+    master_records.c.canonical_id == bindparam("b_id"),
+)
+_CURRENT = (
+    select(master_records.c.data).where(_KEY).order_by(master_records.c.version.desc()).limit(1)
+)
+_VERSIONS = select(master_records.c.data).where(_KEY).order_by(master_records.c.version)
+_BILLABLE_EXISTS = select(billable_events.c.id).where(billable_events.c.id == bindparam("b_id"))
+_BILLABLE_INSERT = insert(billable_events)
 
 
 class MasterRecords:
@@ -124,26 +137,13 @@ class MasterRecords:
     ) -> M | None:
         """``current`` inside the caller's transaction (a step's write reading what it
         updates: a second connection would wait on SQLite's single writer)."""
-        row = connection.execute(
-            select(master_records.c.data)
-            .where(
-                master_records.c.object_type == object_type,
-                master_records.c.canonical_id == canonical_id,
-            )
-            .order_by(master_records.c.version.desc())
-            .limit(1)
-        ).first()
+        row = connection.execute(_CURRENT, {"b_type": object_type, "b_id": canonical_id}).first()
         return None if row is None else model.model_validate(loads(row.data))
 
     def versions(self, object_type: str, canonical_id: str, model: type[M]) -> list[M]:
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(master_records.c.data)
-                .where(
-                    master_records.c.object_type == object_type,
-                    master_records.c.canonical_id == canonical_id,
-                )
-                .order_by(master_records.c.version)
+                _VERSIONS, {"b_type": object_type, "b_id": canonical_id}
             ).all()
         return [model.model_validate(loads(r.data)) for r in rows]
 
@@ -209,25 +209,23 @@ class BillableEvents:
         self, connection: Connection, event: BillingEvent, *, contract_id: str, legal_entity: str
     ) -> bool:
         """Record an approved event; False when it was already recorded (never twice)."""
-        exists = connection.execute(
-            select(billable_events.c.id).where(billable_events.c.id == event.id)
-        ).first()
-        if exists is not None:
+        if connection.execute(_BILLABLE_EXISTS, {"b_id": event.id}).first() is not None:
             return False
         now = self.now()
         connection.execute(
-            insert(billable_events).values(
-                id=event.id,
-                kind=event.kind.value,
-                contract_id=contract_id,
-                project_id=event.project_id,
-                legal_entity=legal_entity,
-                work_date=event.work_date,
-                status="ready",
-                data=dumps(event.model_dump(mode="json")),
-                recorded_at=now,
-                updated_at=now,
-            )
+            _BILLABLE_INSERT,
+            {
+                "id": event.id,
+                "kind": event.kind.value,
+                "contract_id": contract_id,
+                "project_id": event.project_id,
+                "legal_entity": legal_entity,
+                "work_date": event.work_date,
+                "status": "ready",
+                "data": dumps(event.model_dump(mode="json")),
+                "recorded_at": now,
+                "updated_at": now,
+            },
         )
         return True
 
