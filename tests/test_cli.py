@@ -14,8 +14,8 @@ runner = CliRunner()
 
 
 def test_demo_json_provisions_every_deal_exactly_once(tmp_path):
-    result = runner.invoke(app, ["demo", "--json", "--workdir", str(tmp_path),
-                                 "--opportunities", "15"])
+    result = runner.invoke(app, ["demo", "--only", "opportunity-to-project", "--json",
+                                 "--workdir", str(tmp_path), "--opportunities", "15"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["ok"] is True
@@ -33,6 +33,22 @@ def test_demo_json_provisions_every_deal_exactly_once(tmp_path):
     for values in summary["contract_value"].values():
         assert values["proposed"] == values["booked_in_erp"]
     assert summary["outbox"]["project.activated"] == 15
+
+
+def test_full_demo_json_reconciles_to_zero(tmp_path):
+    result = runner.invoke(app, ["demo", "--json", "--workdir", str(tmp_path),
+                                 "--time-entries", "600"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["ok"] is True
+    assert summary["unexplained_differences"] == "0.00"
+    assert summary["flows"]["invoice_to_ledger"] == {"completed": 30}
+
+
+def test_demo_refuses_an_unknown_part(tmp_path):
+    result = runner.invoke(app, ["demo", "--only", "invoices", "--workdir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--only: unknown part 'invoices'" in result.output
 
 
 def test_contracts_check_accepts_the_committed_contracts():

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from q2c.errors import Q2CError
+from q2c.errors import ConfigError, Q2CError
 
 app = typer.Typer(
     name="q2c",
@@ -62,22 +62,41 @@ def _fail(error: Q2CError) -> NoReturn:
 @app.command()
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
-    opportunities: Annotated[int, typer.Option(help="Closed-won deals to generate")] = 36,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Run one part only: 'opportunity-to-project'"),
+    ] = None,
+    opportunities: Annotated[
+        int, typer.Option(help="Deals to generate (--only opportunity-to-project)")
+    ] = 36,
+    time_entries: Annotated[int, typer.Option(help="Time entries logged in Kantata")] = 10_000,
     workdir: Annotated[Path, typer.Option(help="Where the demo database goes")] = Path(".q2c"),
     seed: Annotated[int, typer.Option(help="Random seed of the generated data")] = 7,
 ) -> None:
-    """Run opportunity-to-project end to end on SQLite with the bundled vendor sandboxes."""
-    from q2c.demo_opportunities import run_demo
+    """Run the whole quote-to-cash on SQLite with the bundled vendor sandboxes (Salesforce,
+    NetSuite, Kantata, Stripe)."""
     from q2c.observability import configure_logging
 
     configure_logging("ERROR")
+    if only not in (None, "opportunity-to-project"):
+        _fail(ConfigError(f"--only: unknown part {only!r}",
+                          suggested_fix="Use --only opportunity-to-project, or leave it out."))
+        return
     try:
-        summary = run_demo(
-            workdir=workdir,
-            opportunities=opportunities,
-            seed=seed,
-            console=None if as_json else console,
-        )
+        if only == "opportunity-to-project":
+            from q2c.demo_opportunities import run_demo as run_opportunities
+
+            summary = run_opportunities(
+                workdir=workdir, opportunities=opportunities, seed=seed,
+                console=None if as_json else console,
+            )
+        else:
+            from q2c.demo import run_demo
+
+            summary = run_demo(
+                workdir=workdir, seed=seed, time_entries=time_entries,
+                console=None if as_json else console,
+            )
     except Q2CError as error:
         _fail(error)
         return
