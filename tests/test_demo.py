@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from q2c.canonical.models import ExchangeRate
-from q2c.demo import DemoRun, _NoProgress, build_run, play, summarize
+from q2c.demo import DemoRun, build_run, play, summarize
+from q2c.demo_opportunities import NoProgress
 from tests.recompute import expected_invoices
 
 pytestmark = pytest.mark.slow
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, dict]]:
     run = build_run(workdir=tmp_path_factory.mktemp("demo"), seed=11, time_entries=1200)
-    play(run, lambda *a, **k: None, _NoProgress())
+    play(run, lambda *a, **k: None, NoProgress())
     summary = summarize(run, seconds=0)
     yield run, summary
     run.hub.close()

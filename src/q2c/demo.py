@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
 
@@ -56,6 +55,7 @@ from q2c.connectors.salesforce.emulator import SalesforceSandbox
 from q2c.connectors.salesforce.seed import seed_closed_won_deal
 from q2c.connectors.sandbox import Fault
 from q2c.connectors.stripe.sandbox import StripeSandbox
+from q2c.demo_opportunities import progress_bar
 from q2c.flows import delivery_to_billing
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.runtime.poller import BillingPoller, ClosedWonPoller, DeliveryPoller
@@ -93,7 +93,6 @@ class DemoRun:
     time_ids: dict[str, str] = field(default_factory=dict)  # plan key -> billing event id
     expense_ids: dict[str, str] = field(default_factory=dict)
     bad: dict[str, str] = field(default_factory=dict)  # what was wrong -> billing event id
-    unapproved: set[str] = field(default_factory=set)
     phases: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,7 +108,7 @@ def run_demo(
     say = console.print if console else (lambda *a, **k: None)
     started = time.perf_counter()
     try:
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             play(run, say, progress)
         summary = summarize(run, seconds=time.perf_counter() - started)
     finally:
@@ -419,7 +418,6 @@ def _seed_delivery(run: DemoRun) -> None:
     roles = {name: kantata.add_role(name) for name in [*ROLES, "Architect"]}
     users: dict[str, str] = {}
     workspaces = {d.key: _workspace(run, d.key) for d in scenario.deals}
-    approved: list[str] = []
     plan_of: dict[str, str] = {}
     for entry in scenario.time:
         person = users.get(entry.person) or users.setdefault(
@@ -434,7 +432,6 @@ def _seed_delivery(run: DemoRun) -> None:
             notes=f"{entry.role} work",
         )
         plan_of[entry_id] = entry.key
-        approved.append(entry_id)
     expense_ids = {}
     for expense in scenario.expenses:
         minor = int(expense.amount.amount * 100)
@@ -447,12 +444,8 @@ def _seed_delivery(run: DemoRun) -> None:
                 category=expense.category.title(),
             )
         ] = expense.key
-    kantata.approve(time_entries=approved, expenses=list(expense_ids))
-    run.time_ids = {
-        plan: f"kantata:time_entry:{entry_id}"
-        for entry_id, plan in plan_of.items()
-        if plan not in run.unapproved
-    }
+    kantata.approve(time_entries=list(plan_of), expenses=list(expense_ids))
+    run.time_ids = {plan: f"kantata:time_entry:{entry_id}" for entry_id, plan in plan_of.items()}
     run.expense_ids = {
         plan: f"kantata:expense:{expense_id}" for expense_id, plan in expense_ids.items()
     }
@@ -708,32 +701,6 @@ def _ref_id(value: Any) -> str:
 
 
 # --- output --------------------------------------------------------------------------------
-
-
-class _NoProgress:
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: Any, **kwargs: Any) -> int:
-        return 0
-
-    def advance(self, task: int, amount: float = 1) -> None:
-        return None
-
-
-def _progress(console: Console | None) -> Any:
-    if console is None:
-        return _NoProgress()
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def _print(console: Console, summary: dict[str, Any]) -> None:

@@ -123,7 +123,7 @@ def run_demo(
 
     storm, outage = _inject_faults(netsuite, deals)
     receipts = _deliver(hub, deals)
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("opportunity → project", total=len(deals))
         run_until_idle(
             hub, on_progress=lambda n: progress.advance(task, n), progress_statuses=("completed",)
@@ -453,8 +453,8 @@ def _booked_totals(orders: list[dict[str, Any]], currencies: dict[str, str]) -> 
     return totals
 
 
-class _NoProgress:
-    def __enter__(self) -> _NoProgress:
+class NoProgress:
+    def __enter__(self) -> NoProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -467,9 +467,10 @@ class _NoProgress:
         return None
 
 
-def _progress(console: Console | None) -> Any:
+def progress_bar(console: Console | None) -> Any:
+    """Rich progress bars on a console; a silent stand-in for ``--json`` and tests."""
     if console is None:
-        return _NoProgress()
+        return NoProgress()
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

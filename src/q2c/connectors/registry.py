@@ -7,7 +7,7 @@ real API with credentials from the environment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,17 @@ class Connections:
         self.by_system[name] = adapter
         for role in roles:
             self.by_role.setdefault(role, adapter)
+
+    def sandbox_client(
+        self, name: str, make: Callable[[], Any], timeout: float
+    ) -> tuple[Any, httpx.Client]:
+        """The system's in-process emulator (the caller's, else a new one) and a client to it,
+        both remembered so they are closed with the connections."""
+        sandbox = self.sandboxes.get(name) or make()
+        self.sandboxes[name] = sandbox
+        client: httpx.Client = sandbox.client(timeout=timeout)
+        self.clients.append(client)
+        return sandbox, client
 
     def close(self) -> None:
         for client in self.clients:
@@ -105,10 +116,9 @@ def _salesforce(
     if system.sandbox:
         from q2c.connectors.salesforce.emulator import SalesforceSandbox
 
-        sandbox = connections.sandboxes.get(name) or SalesforceSandbox()
-        connections.sandboxes[name] = sandbox
-        client = sandbox.client(timeout=system.timeout_seconds)
-        connections.clients.append(client)
+        sandbox, client = connections.sandbox_client(
+            name, SalesforceSandbox, system.timeout_seconds
+        )
         return connect_salesforce(
             client,
             login_url=sandbox.base_url,
@@ -155,12 +165,11 @@ def _netsuite(
     if system.sandbox:
         from q2c.connectors.netsuite.sandbox import NetSuiteSandbox
 
-        sandbox = connections.sandboxes.get(name) or NetSuiteSandbox(
-            account_id=system.account_id or "1234567_SB1"
+        sandbox, client = connections.sandbox_client(
+            name,
+            lambda: NetSuiteSandbox(account_id=system.account_id or "1234567_SB1"),
+            system.timeout_seconds,
         )
-        connections.sandboxes[name] = sandbox
-        client = sandbox.client(timeout=system.timeout_seconds)
-        connections.clients.append(client)
         return connect_netsuite_m2m(
             client,
             account_id=sandbox.account_id,
@@ -215,10 +224,9 @@ def _stripe(
     if system.sandbox:
         from q2c.connectors.stripe.sandbox import StripeSandbox
 
-        sandbox = connections.sandboxes.get(name) or StripeSandbox()
-        connections.sandboxes[name] = sandbox
-        client = sandbox.client(timeout=system.timeout_seconds)
-        connections.clients.append(client)
+        sandbox, client = connections.sandbox_client(
+            name, StripeSandbox, system.timeout_seconds
+        )
         return connect_stripe(
             client,
             api_key=sandbox.api_key,
@@ -257,10 +265,9 @@ def _kantata(
     if system.sandbox:
         from q2c.connectors.kantata.sandbox import KantataSandbox
 
-        sandbox = connections.sandboxes.get(name) or KantataSandbox()
-        connections.sandboxes[name] = sandbox
-        client = sandbox.client(timeout=system.timeout_seconds)
-        connections.clients.append(client)
+        sandbox, client = connections.sandbox_client(
+            name, KantataSandbox, system.timeout_seconds
+        )
         return connect_kantata(
             client,
             access_token=sandbox.access_token,

@@ -55,10 +55,7 @@ def map_invoice(context: StepContext) -> dict[str, Any]:
     services = _services(context)
     invoice = _invoice(context)
     billing, erp = services.billing.system, services.ledger.system
-    customer_id = services.xref.canonical_id(billing, "customer", invoice.customer_id) or (
-        invoice.customer_id
-    )
-    customer_erp_id = services.xref.external_ids(customer_id, "customer").get(erp)
+    customer_id, customer_erp_id = services.erp_customer_of(invoice.customer_id)
     if customer_erp_id is None:
         raise NotFoundError(
             f"Invoice {invoice.number or invoice_ref(invoice)}'s customer "

@@ -50,10 +50,7 @@ def map_payment(context: StepContext) -> dict[str, Any]:
     services = _services(context)
     payment = _payment(context)
     billing, erp = services.billing.system, services.ledger.system
-    customer_id = services.xref.canonical_id(billing, "customer", payment.customer_id) or (
-        payment.customer_id
-    )
-    customer_erp_id = services.xref.external_ids(customer_id, "customer").get(erp)
+    customer_id, customer_erp_id = services.erp_customer_of(payment.customer_id)
     if customer_erp_id is None:
         raise NotFoundError(
             f"Payment {payment_ref(payment)} is from customer {payment.customer_id} "

@@ -77,6 +77,15 @@ class Services:
     def reference(self) -> ReferenceDataPort:
         return _require(self.reference_port, "erp")
 
+    def erp_customer_of(self, billing_customer_id: str) -> tuple[str, str | None]:
+        """The hub's customer behind a billing platform's customer id, and its ERP id (None
+        when the ERP has no such customer yet)."""
+        canonical = self.xref.canonical_id(self.billing.system, "customer", billing_customer_id)
+        customer_id = canonical or billing_customer_id
+        return customer_id, self.xref.external_ids(customer_id, "customer").get(
+            self.ledger.system
+        )
+
     @property
     def hub(self) -> HubLedgers:
         if self.ledgers is None:
