@@ -384,8 +384,7 @@ ERRORS: list[tuple[str, dict[str, Any], dict[str, str] | None, str]] = [
      "version: unsupported version 2; this q2c reads version 1"),
     ("version missing", changed("version", DELETE), None, "version: required key is missing"),
     ("unknown section", changed("secrets", {}), None,
-     "secrets: unknown key; expected one of: version, store, transport, legal_entities, systems, "
-     "ownership, mappings, approval, flows, payload_history, partitions"),
+     "secrets: unknown key; expected one of: " + ", ".join(Q2CConfig.model_fields)),
     ("partition key", changed("partitions", {"key": "customer"}), None,
      "partitions.key: Input should be 'legal_entity', 'region' or 'business_unit'"),
 ]  # fmt: skip

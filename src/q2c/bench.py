@@ -4,7 +4,11 @@
   (what the disk and SQLite can do with no q2c at all);
 - ingest: CloudEvents through the inbox (dedupe + routing + transaction start), 10 % duplicates;
 - sagas: six-step no-op sagas through the engine (journal before/after every step), giving
-  sagas/s and per-saga latency percentiles.
+  sagas/s and per-saga latency percentiles;
+- sagas + tracing: the same sagas with OpenTelemetry on (every span kept, batch processor,
+  in-memory exporter), interleaved with untraced rounds in the same process; its ratio is
+  traced throughput over untraced throughput. No-op steps make this the worst case: a real
+  step waits milliseconds for a vendor, which the same per-span cost is spread over.
 """
 
 from __future__ import annotations
@@ -21,15 +25,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
 from q2c.canonical.events import CloudEvent, OpportunityClosedWon, new_event
+from q2c.config import TracingConfig
+from q2c.observability import configure_tracing, shutdown_tracing
 from q2c.runtime.engine import SagaEngine
 from q2c.runtime.flow import Flow, FlowKey, Step, StepContext
 from q2c.runtime.inbox import Inbox, Routing
 from q2c.store.db import create_store_engine, upgrade
 
-__all__ = ["BenchResult", "make_events", "noop_flow", "run_benchmarks"]
+__all__ = ["BenchResult", "bench_tracing_overhead", "make_events", "noop_flow", "run_benchmarks"]
 
 
 @dataclass
@@ -41,6 +49,7 @@ class BenchResult:
     ratio_to_baseline: float | None = None
     p50_ms: float | None = None
     p95_ms: float | None = None
+    cpu_seconds: float | None = None  # this process's CPU time (all threads) over ``seconds``
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +129,18 @@ def bench_ingest(url: str, count: int, batch: int = 500) -> BenchResult:
     return BenchResult("ingest: inbox dedupe + routing", count, seconds, count / seconds)
 
 
-def bench_sagas(url: str, count: int) -> BenchResult:
+def bench_sagas(url: str, count: int, *, exporter: SpanExporter | None = None) -> BenchResult:
+    """``exporter``: trace every saga (from ingest on) into it through a batch processor."""
+    if exporter is not None:
+        configure_tracing(TracingConfig(enabled=True, exporter="none"), exporter=exporter)
+    try:
+        return _bench_sagas(url, count)
+    finally:
+        if exporter is not None:
+            shutdown_tracing()
+
+
+def _bench_sagas(url: str, count: int) -> BenchResult:
     db = create_store_engine(url)
     upgrade(db)
     flow = noop_flow()
@@ -130,7 +150,7 @@ def bench_sagas(url: str, count: int) -> BenchResult:
         db, {flow.name: flow}, services=lambda mode: None, worker_id="bench", now=_utcnow
     )
     latencies: list[float] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     while True:
         claimed = engine.claim(100)
         if not claimed:
@@ -139,7 +159,7 @@ def bench_sagas(url: str, count: int) -> BenchResult:
             t0 = time.perf_counter()
             engine.run(transaction_id)
             latencies.append((time.perf_counter() - t0) * 1000)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     db.dispose()
     done = len(latencies)
     return BenchResult(
@@ -149,7 +169,48 @@ def bench_sagas(url: str, count: int) -> BenchResult:
         done / seconds,
         p50_ms=statistics.median(latencies),
         p95_ms=statistics.quantiles(latencies, n=20)[18],
+        cpu_seconds=cpu_seconds,
     )
+
+
+def bench_tracing_overhead(root: Path, count: int, rounds: int = 8) -> BenchResult:
+    """Sagas with tracing on against the same sagas with it off, in paired rounds whose order
+    flips each time. The ratio is the median over pairs of untraced over traced CPU time per
+    saga (the process's CPU time, exporter thread included): on a shared machine wall time
+    swings with other processes' load far more than the few percent being measured."""
+    per_round = max(count // rounds, 20)
+    traced: list[BenchResult] = []
+    ratios: list[float] = []
+    spans = 0
+    for n in range(rounds):
+        pair: dict[bool, BenchResult] = {}
+        for tracing in (False, True) if n % 2 == 0 else (True, False):
+            url = f"sqlite:///{root / f'tracing-{n}-{int(tracing)}.db'}"
+            exporter = InMemorySpanExporter() if tracing else None
+            pair[tracing] = bench_sagas(url, per_round, exporter=exporter)
+            if exporter is not None:
+                spans += len(exporter.get_finished_spans())
+        traced.append(pair[True])
+        ratios.append(_cpu_per_item(pair[False]) / _cpu_per_item(pair[True]))
+    expected = rounds * per_round * (len(noop_flow().steps) + 1)  # a run and its steps
+    if spans < expected:
+        raise RuntimeError(f"tracing benchmark exported {spans} spans, expected >= {expected}")
+    done = sum(r.count for r in traced)
+    seconds = sum(r.seconds for r in traced)
+    return BenchResult(
+        "sagas + tracing (ratio: CPU time vs untraced)",
+        done,
+        seconds,
+        done / seconds,
+        ratio_to_baseline=statistics.median(ratios),
+        p50_ms=statistics.median(r.p50_ms for r in traced if r.p50_ms is not None),
+        p95_ms=statistics.median(r.p95_ms for r in traced if r.p95_ms is not None),
+        cpu_seconds=sum(r.cpu_seconds or 0.0 for r in traced),
+    )
+
+
+def _cpu_per_item(result: BenchResult) -> float:
+    return (result.cpu_seconds or result.seconds) / result.count
 
 
 @contextmanager
@@ -194,6 +255,10 @@ def run_benchmarks(
         saga = bench_sagas(f"sqlite:///{root / 'sagas.db'}", sagas)
         saga.name += " [sqlite]"
         results.append(saga)
+        progress("sagas + tracing (sqlite)")
+        traced = bench_tracing_overhead(root, sagas)
+        traced.name += " [sqlite]"
+        results.append(traced)
     if postgres_url:
         for name, run in (("ingest", bench_ingest), ("sagas", bench_sagas)):
             progress(f"{name} (postgresql)")

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from q2c.config import Q2CConfig, RetryConfig
+from q2c.connectors.parallel_run import ParallelRunErp, parallel_run_from_config
 from q2c.connectors.registry import Connections, connect_systems
 from q2c.errors import ConfigError
 from q2c.flows import (
@@ -40,6 +41,7 @@ from q2c.flows.services import ApprovalPolicy, HubLedgers, Services
 from q2c.flows.shadow import ShadowCrm, ShadowErp
 from q2c.mapping.ownership import OwnershipRules
 from q2c.mapping.value_maps import ValueMaps
+from q2c.runtime.context import current_transaction_id
 from q2c.runtime.engine import SagaEngine
 from q2c.runtime.flow import Flow, Mode
 from q2c.runtime.inbox import Inbox, Routing
@@ -75,10 +77,11 @@ class Hub:
     maps: ValueMaps
     ownership: OwnershipRules
     extras: dict[str, Any] = field(default_factory=dict)
+    parallel_run: ParallelRunErp | None = None  # q2c.yaml erp_migration: both ERPs written
 
     def services(self, mode: Mode) -> Services:
         crm: CrmPort = self.connections.port("crm")
-        erp: ErpPort = self.connections.port("erp")
+        erp: ErpPort = self.parallel_run or self.connections.port("erp")
         log: list[dict[str, Any]] = []
         if mode == "shadow":
             crm, erp = ShadowCrm(crm, log), ShadowErp(erp, log)
@@ -143,8 +146,11 @@ class Hub:
         return feeds
 
     def _role(self, role: str, port: type) -> Any:
-        """The adapter filed under ``role`` if it implements ``port``, else None."""
+        """The adapter filed under ``role`` if it implements ``port``, else None (during an
+        ERP migration, the ERP role is the parallel run over both ERPs)."""
         adapter = self.connections.by_role.get(role)
+        if role == "erp" and self.parallel_run is not None:
+            adapter = self.parallel_run
         return adapter if adapter is not None and isinstance(adapter, port) else None
 
     @property
@@ -165,6 +171,7 @@ class Hub:
         self.maps = self.maps.with_mapping(dimension, value, legal_entity, system, external_id)
 
     def close(self) -> None:
+        self.payloads.flush()
         self.connections.close()
         closer = getattr(self.publisher, "close", None)
         if closer is not None:
@@ -192,6 +199,7 @@ def bootstrap(
         now=clock,
         retention=timedelta(days=history.retention_days),
         redactor=Redactor(history.redact_fields),
+        transaction_id=current_transaction_id,
     )
     flows = _flows(config)
     hub_ref: dict[str, Hub] = {}
@@ -232,12 +240,14 @@ def bootstrap(
         maps=ValueMaps.from_config(config),
         ownership=OwnershipRules.from_config(config),
     )
+    hub.parallel_run = parallel_run_from_config(config, conns, xref=hub.xref, maps=lambda: hub.maps)
     hub_ref["hub"] = hub
     return hub
 
 
 CONFIG_SECTION = {
     delivery_to_billing.RUN: delivery_to_billing.INTAKE,
+    delivery_to_billing.BATCH_INTAKE: delivery_to_billing.INTAKE,
     rate_card_publication.NAME: reference_data_sync.NAME,
 }
 """Flows configured under another flow's section of q2c.yaml (a billing run is part of
@@ -259,7 +269,7 @@ def _policy(name: str, retry: RetryConfig) -> RetryPolicy:
 
 def _flows(config: Q2CConfig) -> dict[str, Flow]:
     settings = config.flows
-    intake, run = delivery_to_billing.build_flows(
+    intake, batches, run = delivery_to_billing.build_flows(
         _policy(delivery_to_billing.INTAKE, settings.delivery_to_billing.retry)
     )
     flows = [
@@ -267,6 +277,7 @@ def _flows(config: Q2CConfig) -> dict[str, Flow]:
             _policy(opportunity_to_project.NAME, settings.opportunity_to_project.retry)
         ),
         intake,
+        batches,
         run,
         invoice_to_ledger.build_flow(
             _policy(invoice_to_ledger.NAME, settings.invoice_to_ledger.retry)

@@ -72,15 +72,24 @@ def demo(
     time_entries: Annotated[int, typer.Option(help="Time entries logged in Kantata")] = 10_000,
     workdir: Annotated[Path, typer.Option(help="Where the demo database goes")] = Path(".q2c"),
     seed: Annotated[int, typer.Option(help="Random seed of the generated data")] = 7,
+    erp: Annotated[
+        str,
+        typer.Option(help="The ERP: 'netsuite' (emulator) or 'tryton' (a real Tryton server "
+                          "started from the cached database, US01 only)"),
+    ] = "netsuite",
 ) -> None:
     """Run the whole quote-to-cash on SQLite with the bundled vendor sandboxes (Salesforce,
-    NetSuite, Kantata, Stripe)."""
+    NetSuite or Tryton, Kantata, Stripe)."""
     from q2c.observability import configure_logging
 
     configure_logging("ERROR")
     if only not in (None, "opportunity-to-project"):
         _fail(ConfigError(f"--only: unknown part {only!r}",
                           suggested_fix="Use --only opportunity-to-project, or leave it out."))
+        return
+    if erp not in ("netsuite", "tryton") or (only and erp != "netsuite"):
+        _fail(ConfigError(f"--erp: no demo for {erp!r}" + (f" with --only {only}" if only else ""),
+                          suggested_fix="Use --erp netsuite or --erp tryton (whole demo only)."))
         return
     try:
         if only == "opportunity-to-project":
@@ -95,7 +104,7 @@ def demo(
 
             summary = run_demo(
                 workdir=workdir, seed=seed, time_entries=time_entries,
-                console=None if as_json else console,
+                console=None if as_json else console, erp=erp,
             )
     except Q2CError as error:
         _fail(error)
@@ -112,7 +121,10 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
 ) -> None:
-    """Serve the HTTP API (and later the console)."""
+    """Serve the HTTP API (and later the console). Tokens: POST /v1/token for the clients
+    under ``api.clients`` in q2c.yaml; ``api: {auth: disabled}`` serves loopback only."""
+    import ipaddress
+
     import uvicorn
 
     from q2c.api.app import create_app
@@ -121,11 +133,38 @@ def serve(
 
     configure_logging("INFO")
     try:
-        hub = bootstrap(_config(config))
+        settings = _config(config)
     except Q2CError as error:
         _fail(error)
         return
-    uvicorn.run(create_app(hub), host=host, port=port, log_level="warning")
+    api = settings.api
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if api.auth == "disabled" and not loopback:
+        _fail(
+            ConfigError(
+                f"q2c.yaml: api.auth: 'disabled' serves 127.0.0.1 only, not {host}",
+                suggested_fix="Configure api.clients (or api.external_issuer) and remove "
+                "'auth: disabled' before serving on a network interface.",
+            )
+        )
+        return
+    if api.auth == "enabled" and not api.clients and api.external_issuer is None:
+        err_console.print(
+            "[yellow]No API clients in q2c.yaml (api.clients): every /v1 call will be refused "
+            "with 401.[/yellow]"
+        )
+    try:
+        hub = bootstrap(settings)
+    except Q2CError as error:
+        _fail(error)
+        return
+    try:
+        uvicorn.run(create_app(hub), host=host, port=port, log_level="warning")
+    finally:
+        hub.close()
 
 
 @app.command()
@@ -272,24 +311,52 @@ def bench(
     events: Annotated[int, typer.Option(help="Events to ingest")] = 20_000,
     sagas: Annotated[int, typer.Option(help="Six-step sagas to run")] = 2_000,
     postgres: Annotated[str | None, typer.Option(help="PostgreSQL URL to measure too")] = None,
+    cash: Annotated[
+        bool,
+        typer.Option(
+            "--cash",
+            help="Measure the delivery-to-cash money path instead: rating, batched intake, "
+            "billing runs against the Stripe emulator, a month-end run",
+        ),
+    ] = False,
+    entries: Annotated[int, typer.Option(help="--cash: approved time entries")] = 100_000,
+    contracts: Annotated[int, typer.Option(help="--cash: contracts they bill under")] = 100,
+    month_end_contracts: Annotated[
+        int, typer.Option(help="--cash: contracts in the month-end invoice run")
+    ] = 1_000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Measure ingest and saga throughput next to a raw-SQLite baseline, in this process."""
+    """Measure throughput next to baselines run in this process: ingest and sagas against a
+    raw-SQLite insert, or (``--cash``) the delivery-to-cash path."""
+    import tempfile
+
     from rich.progress import Progress
 
     from q2c.bench import run_benchmarks
+    from q2c.bench_cash import CashBenchSizes, bench_cash
     from q2c.observability import configure_logging
 
     configure_logging("ERROR")
     started = time.perf_counter()
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("benchmarks", total=None)
-        results = run_benchmarks(
-            events=events,
-            sagas=sagas,
-            postgres_url=postgres,
-            progress=lambda name: progress.update(task, description=name),
-        )
+
+        def report(name: str) -> None:
+            progress.update(task, description=name)
+
+        if cash:
+            sizes = CashBenchSizes(
+                entries=entries,
+                contracts=contracts,
+                month_end_contracts=month_end_contracts,
+                rating_entries=entries,
+            )
+            with tempfile.TemporaryDirectory(prefix="q2c-bench-") as workdir:
+                results = bench_cash(Path(workdir), sizes, progress=report)
+        else:
+            results = run_benchmarks(
+                events=events, sagas=sagas, postgres_url=postgres, progress=report
+            )
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
         return

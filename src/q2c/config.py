@@ -38,6 +38,7 @@ from q2c.canonical.money import Money
 from q2c.config_checks import (
     CANONICAL_OBJECTS,
     VENDOR_AUTH_FLOWS,
+    Issue,
     check_config,
     config_error,
     issue_from_pydantic,
@@ -51,9 +52,14 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "FLOW_NAMES",
     "VENDOR_AUTH_FLOWS",
+    "ApiClientConfig",
+    "ApiConfig",
     "ApiKeyAuth",
+    "ApiRateLimit",
     "ApprovalConfig",
     "ClientCredentialsAuth",
+    "ErpMigrationConfig",
+    "ExternalIssuerConfig",
     "FlowConfig",
     "FlowsConfig",
     "JwtBearerAuth",
@@ -61,6 +67,7 @@ __all__ = [
     "LocalTransport",
     "NatsTransport",
     "NetSuiteM2MAuth",
+    "ObservabilityConfig",
     "OwnershipRuleConfig",
     "PasswordAuth",
     "Q2CConfig",
@@ -68,6 +75,9 @@ __all__ = [
     "StoreConfig",
     "SystemConfig",
     "TokenBasedAuth",
+    "TokenSigningConfig",
+    "TracingConfig",
+    "WebhookConfig",
     "default_demo_config",
     "load_config",
     "parse_config",
@@ -340,11 +350,143 @@ class FlowsConfig(_Section):
 FLOW_NAMES = tuple(FlowsConfig.model_fields)
 
 
+class ErpMigrationConfig(_Section):
+    """ERP migration parallel run: two ERPs for the same legal entities.
+
+    Every posting (customer, project, sales order, AR invoice, customer payment, journal
+    entry) goes to the system of record first, then to the other ERP with the same external
+    id; the flows keep the system of record's ids. Cut-over is ``system_of_record: target``:
+    no flow changes, and the legacy ERP keeps receiving the postings until the section is
+    removed. ``q2c reconcile`` compares the two ERPs' receivables per customer.
+    """
+
+    legacy: str = Field(description="the ERP being replaced (a name under systems)")
+    target: str = Field(description="the ERP being introduced (a name under systems)")
+    system_of_record: Literal["legacy", "target"] = "legacy"
+    legal_entities: list[str] = Field(
+        min_length=1, description="legal entity codes whose postings go to both ERPs"
+    )
+
+    @property
+    def record_system(self) -> str:
+        return self.legacy if self.system_of_record == "legacy" else self.target
+
+    @property
+    def secondary_system(self) -> str:
+        return self.target if self.system_of_record == "legacy" else self.legacy
+
+
 class PayloadHistoryConfig(_Section):
     retention_days: int = Field(default=90, ge=1)
     redact_fields: list[str] = Field(
         default_factory=lambda: ["email", "phone", "tax_id", "vatRegNumber", "Tax_Id__c"]
     )
+
+
+# --- HTTP API: clients, token signing, external issuer, webhooks -----------------------------
+
+ApiScope = Literal["read", "operate", "ingest", "admin"]
+
+
+class ApiRateLimit(_Section):
+    """Per-client request budget: a token bucket refilled at ``requests_per_minute``."""
+
+    requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    burst: int = Field(default=60, ge=1, le=100_000)
+
+
+class ApiClientConfig(_Section):
+    """One OAuth2 client-credentials client of ``POST /v1/token``."""
+
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    secret_env: EnvVarName
+    scopes: list[ApiScope] = Field(min_length=1)
+    rate_limit: ApiRateLimit = Field(default_factory=ApiRateLimit)
+    _secret: SecretStr | None = PrivateAttr(default=None)
+
+    @property
+    def secret(self) -> SecretStr | None:
+        return self._secret
+
+
+class TokenSigningConfig(_Section):
+    """How q2c signs the tokens it issues. HS256 without ``key_env`` uses a random key made
+    at start-up: tokens then die with the process and are not shared between replicas."""
+
+    algorithm: Literal["HS256", "RS256", "EdDSA"] = "HS256"
+    key_env: EnvVarName | None = Field(default=None, description="HS256 shared secret")
+    private_key_file: Path | None = Field(default=None, description="RS256/EdDSA PEM key")
+    issuer: str = Field(default="q2c", min_length=1)
+    audience: str = Field(default="q2c-api", min_length=1)
+    ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    _key: SecretStr | None = PrivateAttr(default=None)
+
+    @property
+    def key(self) -> SecretStr | None:
+        return self._key
+
+
+JwsAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
+
+
+class ExternalIssuerConfig(_Section):
+    """Tokens from an identity provider, verified against its JWKS."""
+
+    issuer: str = Field(min_length=1)
+    jwks_url: str = Field(pattern=r"^https?://")
+    audience: str = Field(min_length=1)
+    algorithms: tuple[JwsAlgorithm, ...] = Field(default=("RS256",), min_length=1)
+    scope_claim: str = "scope"
+    client_claim: str = Field(default="azp", description="falls back to client_id, then sub")
+    rate_limit: ApiRateLimit = Field(default_factory=ApiRateLimit)
+
+
+class WebhookConfig(_Section):
+    """A ``POST /v1/webhooks/{name}`` endpoint. ``stripe`` checks Stripe-Signature; ``kantata``
+    (Kantata signs nothing, so its relay signs) and ``hmac`` check the generic HMAC-SHA256
+    headers. ``system`` names the configured system whose records are fetched."""
+
+    kind: Literal["stripe", "kantata", "hmac"]
+    system: str | None = Field(default=None, description="omitted: the endpoint's name")
+    secret_env: EnvVarName | None = None
+    tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    signature_header: str = Field(default="X-Q2C-Signature", min_length=1)
+    timestamp_header: str = Field(default="X-Q2C-Timestamp", min_length=1)
+    _secret: SecretStr | None = PrivateAttr(default=None)
+
+    @property
+    def secret(self) -> SecretStr | None:
+        return self._secret
+
+
+class ApiConfig(_Section):
+    """``q2c serve``: who may call the API. Auth is on unless ``auth: disabled`` (local only)."""
+
+    auth: Literal["enabled", "disabled"] = "enabled"
+    token: TokenSigningConfig = Field(default_factory=TokenSigningConfig)
+    clients: list[ApiClientConfig] = Field(default_factory=list)
+    external_issuer: ExternalIssuerConfig | None = None
+    webhooks: dict[str, WebhookConfig] = Field(default_factory=dict)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+
+# --- observability --------------------------------------------------------------------------
+
+
+class TracingConfig(_Section):
+    """OpenTelemetry traces of every run: inbound event -> steps -> vendor calls. Off by default
+    (then it costs a flag check); ``otlp`` sends to ``endpoint``, else to the collector the
+    standard ``OTEL_EXPORTER_OTLP_*`` environment variables name (default localhost:4318)."""
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    endpoint: str | None = Field(default=None, pattern=r"^https?://")
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    service_name: str = Field(default="q2c", min_length=1)
+
+
+class ObservabilityConfig(_Section):
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
 
 
 class PartitionsConfig(_Section):
@@ -363,8 +505,11 @@ class Q2CConfig(_Section):
     mappings: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
     flows: FlowsConfig = Field(default_factory=FlowsConfig)
+    erp_migration: ErpMigrationConfig | None = None
     payload_history: PayloadHistoryConfig = Field(default_factory=PayloadHistoryConfig)
     partitions: PartitionsConfig = Field(default_factory=PartitionsConfig)
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     _entries: tuple[MappingEntry, ...] = PrivateAttr(default=())
 
     @field_validator("version")
@@ -447,10 +592,73 @@ def parse_config(
     except PydanticValidationError as exc:
         issues = [issue_from_pydantic(error, data, Q2CConfig) for error in exc.errors()]
         raise config_error(source, issues) from exc
-    issues = check_config(config, os.environ if env is None else env, base_dir or Path.cwd())
+    environment = os.environ if env is None else env
+    issues = check_config(config, environment, base_dir or Path.cwd())
+    issues += _api_issues(config, environment, base_dir or Path.cwd())
     if issues:
         raise config_error(source, issues)
     return config
+
+
+def _api_issues(config: Q2CConfig, env: Mapping[str, str], base_dir: Path) -> list[Issue]:
+    """Checks of the ``api`` section; resolves its secrets onto the config as it goes."""
+    api, issues = config.api, []
+
+    def secret(where: tuple[str | int, ...], variable: str, required: bool) -> SecretStr | None:
+        value = env.get(variable)
+        if value:
+            return SecretStr(value)
+        if required:
+            state = "is not set" if value is None else "is empty"
+            message = f"environment variable {variable} {state}"
+            hint = f"Export {variable} before q2c serve."
+            issues.append(Issue(where, message, "env_missing", hint))
+        return None
+
+    enabled = api.auth == "enabled"
+    seen: set[str] = set()
+    for index, client in enumerate(api.clients):
+        if client.id in seen:
+            issues.append(Issue(("api", "clients", index, "id"), f"duplicate client {client.id!r}"))
+        seen.add(client.id)
+        client._secret = secret(("api", "clients", index, "secret_env"), client.secret_env, enabled)
+    token = api.token
+    if token.algorithm == "HS256":
+        if token.key_env is not None:
+            token._key = secret(("api", "token", "key_env"), token.key_env, enabled)
+            if token._key is not None and len(token._key.get_secret_value().encode()) < 32:
+                message = f"{token.key_env} holds fewer than 32 bytes: too short for HS256"
+                issues.append(Issue(("api", "token", "key_env"), message, "weak_key"))
+    elif token.private_key_file is None:
+        message = f"required for {token.algorithm} (a PEM private key)"
+        issues.append(Issue(("api", "token", "private_key_file"), message, "missing"))
+    else:
+        path = token.private_key_file
+        full = path if path.is_absolute() else base_dir / path
+        try:
+            token._key = SecretStr(full.read_text(encoding="utf-8"))
+        except OSError as exc:
+            loc = ("api", "token", "private_key_file")
+            issues.append(Issue(loc, f"cannot read file {full}: {exc.strerror}", "file_missing"))
+    vendors = {"stripe": "stripe", "kantata": "kantata"}
+    for name, hook in api.webhooks.items():
+        loc = ("api", "webhooks", name)
+        if not re.match(r"^[a-z][a-z0-9_-]*$", name):
+            issues.append(Issue(loc, "webhook names are lower-case letters, digits, - and _"))
+        if hook.kind in vendors:
+            system_name = hook.system or name
+            system = config.systems.get(system_name)
+            if system is None or system.vendor != vendors[hook.kind]:
+                message = f"names no {vendors[hook.kind]} system ({system_name!r})"
+                issues.append(Issue((*loc, "system"), message, "unknown_system"))
+        elif hook.system is not None:
+            issues.append(Issue((*loc, "system"), "applies to stripe and kantata webhooks only"))
+        if hook.secret_env is not None:
+            hook._secret = secret((*loc, "secret_env"), hook.secret_env, True)
+        elif hook.kind != "stripe":
+            message = "required: the shared secret the sender signs with"
+            issues.append(Issue((*loc, "secret_env"), message, "missing"))
+    return issues
 
 
 def default_demo_config() -> Q2CConfig:

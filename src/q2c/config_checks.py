@@ -233,6 +233,7 @@ class _Checker:
         self._ownership()
         self._mappings()
         self._flows()
+        self._erp_migration()
 
     def _add(self, loc: Loc, message: str, kind: str = "invalid", hint: str | None = None) -> None:
         self.issues.append(Issue(loc, message, kind, hint))
@@ -342,6 +343,8 @@ class _Checker:
                 for extra in extras:
                     clashes.setdefault((first, extra), []).append(entity)
             for (first, extra), entities in clashes.items():
+                if role == "erp" and self._migration_pair(first, extra):
+                    continue  # two ERPs in a parallel run: q2c.erp_migration decides
                 roles = self.config.systems[extra].roles
                 index = next(i for i, held in enumerate(roles) if held == role)
                 message = (
@@ -350,6 +353,68 @@ class _Checker:
                 )
                 hint = f"Limit {yaml_key('systems', extra, 'legal_entities')} to other entities."
                 self._add(("systems", extra, "roles", index), message, "conflict", hint)
+
+    def _migration_pair(self, first: str, extra: str) -> bool:
+        migration = self.config.erp_migration
+        return migration is not None and {first, extra} == {migration.legacy, migration.target}
+
+    def _erp_migration(self) -> None:
+        """Both ERPs exist, are ERPs, serve the parallel run's legal entities and have their
+        subsidiary mapped, so nothing is discovered at the first posting."""
+        migration = self.config.erp_migration
+        if migration is None:
+            return
+        loc: Loc = ("erp_migration",)
+        if migration.legacy == migration.target:
+            message = f"legacy and target are both {migration.legacy!r}; name two ERP systems"
+            self._add((*loc, "target"), message, "conflict")
+            return
+        for key in ("legacy", "target"):
+            name = getattr(migration, key)
+            if name not in self.config.systems:
+                self._system_ref((*loc, key), name)
+                continue
+            if "erp" not in self.config.systems[name].roles:
+                message = (
+                    f"system {name!r} is not an ERP (its roles: "
+                    f"{', '.join(self.config.systems[name].roles)}); a parallel run needs two ERPs"
+                )
+                hint = f"Add erp to {yaml_key('systems', name, 'roles')}."
+                self._add((*loc, key), message, "not_an_erp", hint)
+        if any(issue.loc[:1] == loc for issue in self.issues):
+            return  # the systems themselves are wrong: checking entities would only add noise
+        vendor = self.config.systems[migration.legacy].vendor
+        if self.config.systems[migration.target].vendor == vendor:
+            message = (
+                f"legacy and target are both {system_display_name(vendor)} systems; a parallel "
+                "run needs two different ERPs (q2c files each connector's ids under its vendor)"
+            )
+            self._add((*loc, "target"), message, "conflict")
+            return
+        for index, code in enumerate(migration.legal_entities):
+            where: Loc = (*loc, "legal_entities", index)
+            if code not in self.entities:
+                self._entity_ref(where, code, wildcard=False)
+                continue
+            for name in (migration.legacy, migration.target):
+                if not self.config.systems[name].serves(code):
+                    message = f"system {name!r} does not serve legal entity {code!r}"
+                    hint = f"Add {code} to {yaml_key('systems', name, 'legal_entities')}."
+                    self._add(where, message, "not_served", hint)
+                elif not self._subsidiary_mapped(code, name):
+                    display = system_display_name(name, self.config.systems[name].vendor)
+                    message = (
+                        f"legal entity {code!r} has no {display} subsidiary mapping; the "
+                        f"parallel run posts {code}'s documents to {display} too"
+                    )
+                    hint = f"Add {yaml_key('mappings', 'subsidiary', code, name)}: <id>."
+                    self._add(where, message, "mapping_missing", hint)
+
+    def _subsidiary_mapped(self, legal_entity: str, system: str) -> bool:
+        for entry in parse_mappings(self.config.mappings).entries:
+            if (entry.dimension, entry.value, entry.system) == ("subsidiary", legal_entity, system):
+                return True
+        return False
 
     # rules ----------------------------------------------------------------------------------
 

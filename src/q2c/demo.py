@@ -20,6 +20,10 @@ the way:
 The summary compares, per legal entity and currency, what Stripe billed, what NetSuite posted,
 what was paid and applied, and what was recognised — read from the vendor sandboxes, not from
 q2c's own ledgers.
+
+``--erp tryton`` runs the same story with a real Tryton server as the ERP (``demo_tryton``):
+US01 only (one company in the cached Tryton database), no injected ERP outage, and the mapping
+the operator adds in step 5 is the USAGE item's instead of the German VAT code's.
 """
 
 from __future__ import annotations
@@ -50,12 +54,13 @@ from q2c.config import parse_config
 from q2c.connectors.kantata.sandbox import KantataSandbox
 from q2c.connectors.netsuite.sandbox import NetSuiteSandbox
 from q2c.connectors.netsuite.seed import LedgerEntity
-from q2c.connectors.registry import connect_systems
+from q2c.connectors.registry import Connections, connect_systems
 from q2c.connectors.salesforce.emulator import SalesforceSandbox
 from q2c.connectors.salesforce.seed import seed_closed_won_deal
 from q2c.connectors.sandbox import Fault
 from q2c.connectors.stripe.sandbox import StripeSandbox
 from q2c.demo_opportunities import progress_bar
+from q2c.errors import ConfigError
 from q2c.flows import delivery_to_billing
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.runtime.poller import BillingPoller, ClosedWonPoller, DeliveryPoller
@@ -77,6 +82,21 @@ SERVICE_ITEMS = [
     "USAGE",
 ]
 MISSING_TAX_MAPPING = "DE-VAT-19"
+TRYTON_HELD_BACK_ITEM = "USAGE"  # Tryton demo: the usage product is mapped by the operator
+
+
+@dataclass
+class DemoErp:
+    """The ERP the demo posts to, as q2c.yaml names it, and what the story does with it."""
+
+    system: str  # the system's name in q2c.yaml (and in xrefs and mappings)
+    label: str
+    sandbox: Any  # NetSuiteSandbox, or TrytonServer (a managed process, stopped at the end)
+    entities: tuple[str, ...]
+    system_config: dict[str, Any]
+    mappings: dict[str, Any]
+    held_back: tuple[str, str, str]  # (dimension, value, ERP id) the operator maps in step 5
+    outage: Callable[[], None] | None = None  # makes the ERP fail for a while during posting
 
 
 @dataclass
@@ -86,7 +106,7 @@ class DemoRun:
     hub: Hub
     scenario: Scenario
     salesforce: SalesforceSandbox
-    netsuite: NetSuiteSandbox
+    erp: DemoErp
     kantata: KantataSandbox
     stripe: StripeSandbox
     contracts: dict[str, str] = field(default_factory=dict)  # deal key -> contract id
@@ -94,6 +114,15 @@ class DemoRun:
     expense_ids: dict[str, str] = field(default_factory=dict)
     bad: dict[str, str] = field(default_factory=dict)  # what was wrong -> billing event id
     phases: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def netsuite(self) -> NetSuiteSandbox:
+        if not isinstance(self.erp.sandbox, NetSuiteSandbox):
+            raise TypeError(f"this demo run posts to {self.erp.label}, not NetSuite")
+        return self.erp.sandbox
+
+
+ERPS = ("netsuite", "tryton")
 
 
 def run_demo(
@@ -103,8 +132,9 @@ def run_demo(
     time_entries: int = 10_000,
     console: Console | None = None,
     keep: bool = False,
+    erp: str = "netsuite",
 ) -> dict[str, Any]:
-    run = build_run(workdir=workdir, seed=seed, time_entries=time_entries)
+    run = build_run(workdir=workdir, seed=seed, time_entries=time_entries, erp=erp)
     say = console.print if console else (lambda *a, **k: None)
     started = time.perf_counter()
     try:
@@ -119,10 +149,54 @@ def run_demo(
     return summary
 
 
-def build_run(*, workdir: Path, seed: int, time_entries: int) -> DemoRun:
-    scenario = build_scenario(seed, time_entries)
-    salesforce, netsuite = SalesforceSandbox(), NetSuiteSandbox()
-    kantata, stripe = KantataSandbox(), StripeSandbox()
+def build_run(
+    *, workdir: Path, seed: int, time_entries: int, erp: str = "netsuite"
+) -> DemoRun:
+    if erp not in ERPS:
+        raise ConfigError(f"--erp: no demo for '{erp}'", suggested_fix="Use netsuite or tryton.")
+    salesforce, kantata, stripe = SalesforceSandbox(), KantataSandbox(), StripeSandbox()
+    ledger = _tryton_erp() if erp == "tryton" else _netsuite_erp()
+    try:
+        scenario = _only(build_scenario(seed, time_entries), ledger.entities)
+        if ledger.system == "tryton":
+            scenario = _with_valid_tax_ids(scenario)
+        sandboxes = {"salesforce": salesforce, "kantata": kantata, "stripe": stripe}
+        hub = _hub(workdir, ledger, {**sandboxes, ledger.system: ledger.sandbox})
+    except BaseException:
+        stop = getattr(ledger.sandbox, "stop", None)
+        if stop is not None:
+            stop()
+        raise
+    return DemoRun(hub, scenario, salesforce, ledger, kantata, stripe)
+
+
+def _only(scenario: Scenario, entities: tuple[str, ...]) -> Scenario:
+    """The scenario restricted to the legal entities the ERP holds."""
+    if set(entities) == set(ENTITIES):
+        return scenario
+    deals = {d.key for d in scenario.deals if d.entity in entities}
+    return Scenario(
+        deals=[d for d in scenario.deals if d.key in deals],
+        rate_cards=scenario.rate_cards,
+        time=[t for t in scenario.time if t.deal in deals],
+        expenses=[e for e in scenario.expenses if e.deal in deals],
+        milestones=[m for m in scenario.milestones if m.deal in deals],
+        usage=[u for u in scenario.usage if u.deal in deals],
+    )
+
+
+def _with_valid_tax_ids(scenario: Scenario) -> Scenario:
+    """Tryton validates tax ids (python-stdnum); the made-up ones become well-formed ones."""
+    from dataclasses import replace
+
+    from q2c.demo_tryton import tryton_tax_id
+
+    deals = [replace(d, tax_id=tryton_tax_id(d.tax_id)) for d in scenario.deals]
+    return replace(scenario, deals=deals)
+
+
+def _netsuite_erp() -> DemoErp:
+    netsuite = NetSuiteSandbox()
     netsuite.seed_reference_data(
         subsidiaries={code: str(e["name"]) for code, e in ENTITIES.items()},
         departments=[str(e["department"]) for e in ENTITIES.values()],
@@ -136,15 +210,90 @@ def build_run(*, workdir: Path, seed: int, time_entries: int) -> DemoRun:
         ],
         currencies=["USD", "EUR"],
     )
-    hub = _hub(
-        workdir,
-        netsuite.reference,
-        {"salesforce": salesforce, "netsuite": netsuite, "kantata": kantata, "stripe": stripe},
+    reference = netsuite.reference
+    tax_codes = {
+        code: {"*": {"netsuite": erp_id}}
+        for code, erp_id in reference["tax_codes"].items()
+        if code != MISSING_TAX_MAPPING
+    }
+
+    def outage() -> None:
+        netsuite.faults.inject(Fault("server_error", status=503, times=12, method="PUT"))
+
+    return DemoErp(
+        system="netsuite",
+        label="NetSuite",
+        sandbox=netsuite,
+        entities=tuple(ENTITIES),
+        system_config={
+            "vendor": "netsuite",
+            "roles": ["erp"],
+            "sandbox": True,
+            "account_id": netsuite.account_id,
+            "timeout_seconds": 2,
+        },
+        mappings={
+            "subsidiary": {c: {"netsuite": i} for c, i in reference["subsidiaries"].items()},
+            "department": {
+                str(e["department"]): {
+                    code: {"netsuite": reference["departments"][str(e["department"])]}
+                }
+                for code, e in ENTITIES.items()
+            },
+            "item": {code: {"*": {"netsuite": reference["items"][code]}} for code in SERVICE_ITEMS},
+            "tax_code": tax_codes,
+            "gl_account": {
+                "deferred_revenue": {"*": {"netsuite": reference["accounts"]["DEFERRED_REVENUE"]}},
+                "revenue": {"*": {"netsuite": reference["accounts"]["REVENUE"]}},
+            },
+        },
+        held_back=(
+            "tax_code",
+            MISSING_TAX_MAPPING,
+            reference["tax_codes"][MISSING_TAX_MAPPING],
+        ),
+        outage=outage,
     )
-    return DemoRun(hub, scenario, salesforce, netsuite, kantata, stripe)
 
 
-def _hub(workdir: Path, reference: dict[str, dict[str, str]], sandboxes: dict[str, Any]) -> Hub:
+def _tryton_erp() -> DemoErp:
+    """A managed Tryton server (cached database), with the demo's items as products."""
+    import httpx
+
+    from q2c.demo_tryton import TRYTON_ENTITY, add_service_items, start_tryton, tryton_mappings
+
+    server = start_tryton()
+    try:
+        with httpx.Client(timeout=60.0) as client:
+            rpc = server.rpc(client)
+            items = add_service_items(rpc, SERVICE_ITEMS)
+            mappings = tryton_mappings(
+                server,
+                rpc,
+                items,
+                department=str(ENTITIES[TRYTON_ENTITY]["department"]),
+                held_back_item=TRYTON_HELD_BACK_ITEM,
+            )
+    except BaseException:
+        server.stop()
+        raise
+    return DemoErp(
+        system="tryton",
+        label="Tryton",
+        sandbox=server,
+        entities=(TRYTON_ENTITY,),
+        system_config={
+            "vendor": "tryton",
+            "roles": ["erp"],
+            "sandbox": True,
+            "timeout_seconds": 60,
+        },
+        mappings=mappings,
+        held_back=("item", TRYTON_HELD_BACK_ITEM, str(items[TRYTON_HELD_BACK_ITEM])),
+    )
+
+
+def _hub(workdir: Path, erp: DemoErp, sandboxes: dict[str, Any]) -> Hub:
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "demo.db"
     for stale in workdir.glob("demo.db*"):
@@ -156,12 +305,7 @@ def _hub(workdir: Path, reference: dict[str, dict[str, str]], sandboxes: dict[st
         "multiplier": 2.0,
         "jitter": 0.1,
     }
-    live = {"enabled_for": list(ENTITIES), "retry": retry}
-    tax_codes = {
-        code: {"*": {"netsuite": erp_id}}
-        for code, erp_id in reference["tax_codes"].items()
-        if code != MISSING_TAX_MAPPING
-    }
+    live = {"enabled_for": list(erp.entities), "retry": retry}
     config = parse_config(
         {
             "version": 1,
@@ -174,43 +318,20 @@ def _hub(workdir: Path, reference: dict[str, dict[str, str]], sandboxes: dict[st
                     "base_currency": e["currency"],
                 }
                 for code, e in ENTITIES.items()
+                if code in erp.entities
             ],
             "systems": {
                 "salesforce": {"vendor": "salesforce", "roles": ["crm", "cpq"], "sandbox": True},
-                "netsuite": {
-                    "vendor": "netsuite",
-                    "roles": ["erp"],
-                    "sandbox": True,
-                    "account_id": sandboxes["netsuite"].account_id,
-                    "timeout_seconds": 2,
-                },
+                erp.system: erp.system_config,
                 "kantata": {"vendor": "kantata", "roles": ["psa"], "sandbox": True},
                 "stripe": {"vendor": "stripe", "roles": ["billing"], "sandbox": True},
             },
             "ownership": {
-                "customer": {"create": ["netsuite"]},
-                "project": {"create": ["netsuite"]},
+                "customer": {"create": [erp.system]},
+                "project": {"create": [erp.system]},
                 "proposal": {"create": ["salesforce"]},
             },
-            "mappings": {
-                "subsidiary": {c: {"netsuite": i} for c, i in reference["subsidiaries"].items()},
-                "department": {
-                    str(e["department"]): {
-                        code: {"netsuite": reference["departments"][str(e["department"])]}
-                    }
-                    for code, e in ENTITIES.items()
-                },
-                "item": {
-                    code: {"*": {"netsuite": reference["items"][code]}} for code in SERVICE_ITEMS
-                },
-                "tax_code": tax_codes,
-                "gl_account": {
-                    "deferred_revenue": {
-                        "*": {"netsuite": reference["accounts"]["DEFERRED_REVENUE"]}
-                    },
-                    "revenue": {"*": {"netsuite": reference["accounts"]["REVENUE"]}},
-                },
-            },
+            "mappings": erp.mappings,
             "approval": {
                 "require_tax_id": True,
                 "max_new_customer_credit_limit": {"amount": "500000", "currency": "USD"},
@@ -230,12 +351,11 @@ def _hub(workdir: Path, reference: dict[str, dict[str, str]], sandboxes: dict[st
         env={},
         source="demo config",
     )
-    hub = bootstrap(config, worker_id="demo")
-    connections = connect_systems(
+    # the adapters need the hub's payload recorder: bootstrap first, connect the sandboxes after
+    hub = bootstrap(config, worker_id="demo", connections=Connections())
+    hub.connections = connect_systems(
         config, recorder=hub.payloads.record_exchange, sandboxes=sandboxes
     )
-    hub.connections.close()
-    hub.connections = connections
     return hub
 
 
@@ -249,7 +369,8 @@ def play(run: DemoRun, say: Callable[..., None], progress: Any) -> None:
         f" store {hub.db.url.render_as_string(hide_password=True)}"
     )
 
-    say("1. Reference data from NetSuite and rate cards from the CPQ")
+    erp = run.erp.label
+    say(f"1. Reference data from {erp} and rate cards from the CPQ")
     hub.inbox.accept(
         [
             new_event(
@@ -271,7 +392,7 @@ def play(run: DemoRun, say: Callable[..., None], progress: Any) -> None:
     )
     _work(hub)
 
-    say("2. Closed-won deals: customer, project and sales order in NetSuite, project in Kantata")
+    say(f"2. Closed-won deals: customer, project and sales order in {erp}, project in Kantata")
     _seed_deals(run)
     poller = ClosedWonPoller(hub.db, hub.inbox, hub.connections.port("crm"), now=hub.clock)
     for _ in range(2):  # at-least-once: the CRM feed is read twice
@@ -285,19 +406,21 @@ def play(run: DemoRun, say: Callable[..., None], progress: Any) -> None:
     delivery = DeliveryPoller(
         hub.db, hub.inbox, hub.connections.port("psa"), hub.xref, now=hub.clock
     )
-    received: Counter[str] = Counter(str(r.status) for r in delivery.poll())
+    batches: Counter[str] = Counter(str(r.status) for r in delivery.poll())
     _forget_watermarks(hub, "kantata:")
-    received.update(r.status for r in delivery.poll())  # the whole feed again: duplicates
-    received.update(_report_usage(run))
-    received.update(_bad_delivery(run))
+    batches.update(r.status for r in delivery.poll())  # the whole feed again: duplicates
+    received = Counter(delivery.entries_received)
+    singles = _report_usage(run) + _bad_delivery(run)
+    received.update(singles)
     run.phases["delivery_events"] = dict(received)
-    _work(hub, progress, "delivery intake", received["accepted"])
+    _work(hub, progress, "delivery intake", batches["accepted"] + singles["accepted"])
 
-    say("4. Billing runs in Stripe (a 429 storm on the way), posting to NetSuite (an outage)")
+    outage = " (an outage)" if run.erp.outage else ""
+    say(f"4. Billing runs in Stripe (a 429 storm on the way), posting to {erp}{outage}")
     stripe_storm = Fault("rate_limit", retry_after=1, times=6, method="POST")
     run.stripe.faults.inject(stripe_storm)
-    netsuite_outage = Fault("server_error", status=503, times=12, method="PUT")
-    run.netsuite.faults.inject(netsuite_outage)
+    if run.erp.outage is not None:
+        run.erp.outage()
     requests = [
         delivery_to_billing.billing_run_event(
             BillingRunRequested(
@@ -315,23 +438,18 @@ def play(run: DemoRun, say: Callable[..., None], progress: Any) -> None:
     first_pass = _open_exceptions(hub)
     run.phases["first_pass_exceptions"] = Counter(e.flow for e in first_pass)
 
-    say(f"5. Operator: map {MISSING_TAX_MAPPING} in NetSuite and replay what it blocked")
-    hub.add_mapping(
-        "tax_code",
-        MISSING_TAX_MAPPING,
-        "*",
-        "netsuite",
-        run.netsuite.reference["tax_codes"][MISSING_TAX_MAPPING],
-    )
+    dimension, value, erp_id = run.erp.held_back
+    say(f"5. Operator: map {value} in {erp} and replay what it blocked")
+    hub.add_mapping(dimension, value, "*", run.erp.system, erp_id)
     replays = hub.engine.replay_many(
         ExceptionFilter(flow="invoice_to_ledger"),
         by="demo-ops",
-        reason="tax code mapped; NetSuite back",
+        reason=f"{dimension.replace('_', ' ')} mapped; {erp} back",
     )
     run.phases["replayed"] = sum(1 for r in replays if r.accepted)
     _work(hub)
 
-    say("6. Customers pay in Stripe; payments applied in NetSuite")
+    say(f"6. Customers pay in Stripe; payments applied in {erp}")
     paid = _collect_payments(run)
     billing_poller = BillingPoller(
         hub.db, hub.inbox, hub.connections.port("billing"), now=hub.clock
@@ -340,7 +458,7 @@ def play(run: DemoRun, say: Callable[..., None], progress: Any) -> None:
     billing_poller.poll()
     _work(hub, progress, "payments", paid)
 
-    say("7. Month end: revenue recognised in NetSuite")
+    say(f"7. Month end: revenue recognised in {erp}")
     hub.inbox.accept(
         [
             new_event(
@@ -351,7 +469,7 @@ def play(run: DemoRun, say: Callable[..., None], progress: Any) -> None:
                 source="urn:q2c:demo:erp",
                 event_id=f"close-{code}-2026-11",
             )
-            for code in ENTITIES
+            for code in run.erp.entities
         ]
     )
     _work(hub)
@@ -475,7 +593,9 @@ def _seed_delivery(run: DemoRun) -> None:
         currency="JPY",
         category="Travel",
     )
-    closed = kantata.add_workspace("Legacy support (closed in NetSuite)", currency=tm.currency)
+    closed = kantata.add_workspace(
+        f"Legacy support (closed in {run.erp.label})", currency=tm.currency
+    )
     closed_entry = kantata.add_time_entry(
         closed,
         date_performed=date(2026, 11, 9),
@@ -495,7 +615,7 @@ def _seed_delivery(run: DemoRun) -> None:
 
 
 def _closed_project(run: DemoRun, deal_key: str, workspace: str) -> None:
-    """A project NetSuite closed last month, still open for time in Kantata."""
+    """A project the ERP closed last month, still open for time in Kantata."""
     from q2c.runtime.flow import XrefLink
 
     contract_id = run.contracts[deal_key]
@@ -641,6 +761,7 @@ def summarize(run: DemoRun, *, seconds: float) -> dict[str, Any]:
     stuck = sum(n for f in flows.values() for s, n in f.items() if s not in ("completed", "parked"))
     return {
         "ok": differences == 0 and stuck == 0 and run.phases.get("replayed", 0) > 0,
+        "erp": run.erp.label,
         "seconds": round(seconds, 1),
         "deals": len(run.scenario.deals),
         "time_entries": len(run.scenario.time),
@@ -656,10 +777,8 @@ def summarize(run: DemoRun, *, seconds: float) -> dict[str, Any]:
 
 
 def _money_by_entity(run: DemoRun) -> dict[str, dict[str, str]]:
-    """Per legal entity and currency, from Stripe and NetSuite themselves."""
+    """Per legal entity and currency, from Stripe and the ERP themselves."""
     totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    subsidiary_of = {v: k for k, v in run.netsuite.reference["subsidiaries"].items()}
-    currency_of = {v: k for k, v in run.netsuite.reference["currencies"].items()}
     invoices = [i for i in run.stripe.state.all_of("invoice") if i.get("status") != "draft"]
     for invoice in invoices:
         entity = invoice.get("metadata", {}).get("q2c_legal_entity", "?")
@@ -668,22 +787,14 @@ def _money_by_entity(run: DemoRun) -> dict[str, dict[str, str]]:
         totals[key]["billed"] += Money.from_minor(int(invoice["total"]), currency).amount
         totals[key]["invoices"] += 1
         totals[key]["paid"] += Money.from_minor(int(invoice["amount_paid"]), currency).amount
-    for record in run.netsuite.state.records("invoice"):
-        entity = subsidiary_of.get(_ref_id(record.get("subsidiary")), "?")
-        currency = currency_of.get(_ref_id(record.get("currency")), "?")
-        totals[f"{entity} {currency}"]["posted"] += Decimal(str(record.get("total", 0)))
-    for payment in run.netsuite.state.records("customerPayment"):
-        entity = subsidiary_of.get(_ref_id(payment.get("subsidiary")), "?")
-        currency = currency_of.get(_ref_id(payment.get("currency")), "?")
-        totals[f"{entity} {currency}"]["applied"] += Decimal(str(payment.get("applied", 0)))
-    for journal in run.netsuite.state.records("journalEntry"):
-        entity = subsidiary_of.get(_ref_id(journal.get("subsidiary")), "?")
-        currency = currency_of.get(_ref_id(journal.get("currency")), "?")
-        lines = journal.get("line") or []
-        lines = lines.get("items", []) if isinstance(lines, dict) else lines
-        totals[f"{entity} {currency}"]["recognised_in_erp"] += sum(
-            (Decimal(str(line.get("credit") or 0)) for line in lines), Decimal(0)
-        )
+    if run.erp.system == "tryton":
+        from q2c.demo_tryton import tryton_totals
+
+        for key, figures in tryton_totals(run.erp.sandbox).items():
+            for name, amount in figures.items():
+                totals[key][name] += amount
+    else:
+        _netsuite_totals(run.netsuite, totals)
     for document in run.hub.ledgers.documents.documents("revenue"):
         totals[f"{document['legal_entity']} {document['currency']}"]["recognised"] += Decimal(
             document["amount"]
@@ -692,6 +803,27 @@ def _money_by_entity(run: DemoRun) -> dict[str, dict[str, str]]:
     return {
         key: {name: str(values[name]) for name in names} for key, values in sorted(totals.items())
     }
+
+
+def _netsuite_totals(netsuite: NetSuiteSandbox, totals: dict[str, dict[str, Decimal]]) -> None:
+    subsidiary_of = {v: k for k, v in netsuite.reference["subsidiaries"].items()}
+    currency_of = {v: k for k, v in netsuite.reference["currencies"].items()}
+    for record in netsuite.state.records("invoice"):
+        entity = subsidiary_of.get(_ref_id(record.get("subsidiary")), "?")
+        currency = currency_of.get(_ref_id(record.get("currency")), "?")
+        totals[f"{entity} {currency}"]["posted"] += Decimal(str(record.get("total", 0)))
+    for payment in netsuite.state.records("customerPayment"):
+        entity = subsidiary_of.get(_ref_id(payment.get("subsidiary")), "?")
+        currency = currency_of.get(_ref_id(payment.get("currency")), "?")
+        totals[f"{entity} {currency}"]["applied"] += Decimal(str(payment.get("applied", 0)))
+    for journal in netsuite.state.records("journalEntry"):
+        entity = subsidiary_of.get(_ref_id(journal.get("subsidiary")), "?")
+        currency = currency_of.get(_ref_id(journal.get("currency")), "?")
+        lines = journal.get("line") or []
+        lines = lines.get("items", []) if isinstance(lines, dict) else lines
+        totals[f"{entity} {currency}"]["recognised_in_erp"] += sum(
+            (Decimal(str(line.get("credit") or 0)) for line in lines), Decimal(0)
+        )
 
 
 def _ref_id(value: Any) -> str:
@@ -713,7 +845,7 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
             flow, str(statuses.get("completed", 0)), str(statuses.get("parked", 0)), str(other)
         )
     console.print(flows)
-    money = Table(title="Per legal entity and currency (read from Stripe and NetSuite)")
+    money = Table(title=f"Per legal entity and currency (read from Stripe and {summary['erp']})")
     for column in (
         "entity",
         "invoices",

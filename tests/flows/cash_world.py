@@ -9,7 +9,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from q2c.canonical.events import BillingRunRequested, CloudEvent, PeriodClosed, new_event
+from q2c.canonical.events import (
+    BillingRunRequested,
+    CloudEvent,
+    DeliveryBatch,
+    PeriodClosed,
+    new_event,
+)
 from q2c.canonical.models import (
     BillingEvent,
     BillingEventKind,
@@ -82,8 +88,8 @@ class CashWorld:
         self.xref = XrefHub(db, now=clock)
         self.maps = ValueMaps.from_config(MAPPINGS)
         policy = RetryPolicy(attempts=attempts, initial_seconds=1, jitter=0)
-        intake, run = delivery_to_billing.build_flows(policy)
-        self.flows = {f.name: f for f in (intake, run, *extra_flows)}
+        intake, batches, run = delivery_to_billing.build_flows(policy)
+        self.flows = {f.name: f for f in (intake, batches, run, *extra_flows)}
         self.inbox = Inbox(db, Routing(self.flows, lambda f, p: "live"), now=clock)
         self.engine = SagaEngine(
             db, self.flows, services=self.services, worker_id="w1", now=clock, max_replays=3
@@ -253,6 +259,13 @@ class CashWorld:
             for n, e in enumerate(events)
         ]
         return self.inbox.accept(cloud)
+
+    def deliver_batch(self, batch_id: str, *events: BillingEvent) -> list[Receipt]:
+        batch = DeliveryBatch(batch_id=batch_id, events=list(events))
+        return self.inbox.accept(
+            [new_event("delivery.batch_received", batch, source="urn:test:psa",
+                       event_id=f"batch-{batch_id}")]
+        )
 
     def close_period(self, period_end: date, *, event_id: str | None = None,
                      legal_entity: str = "US01") -> list[Receipt]:

@@ -7,9 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from q2c.canonical.models import BillingEvent, BillingEventKind, BillingModel, BillingTerms
+from q2c.canonical.models import (
+    BillingEvent,
+    BillingEventKind,
+    BillingModel,
+    BillingTerms,
+    ExchangeRate,
+)
 from q2c.canonical.money import Money
-from q2c.flows.delivery_to_billing import INTAKE, RUN
+from q2c.flows.delivery_to_billing import BATCH_INTAKE, INTAKE, RUN
 from tests.flows.cash_world import CashWorld, expense, time_entry, usd
 
 NOV = date(2026, 11, 30)
@@ -308,3 +314,84 @@ def test_retainer_bills_the_fee_and_carries_unused_hours(world):
     totals = sorted(i.total.amount for i in world.billing.invoices.values())
     # November: fee only, 6 h carried; December: 56 h available, 2 h overage at 220.00
     assert totals == [Decimal("10000.00"), Decimal("10440.00")]
+
+
+# --- batched intake ----------------------------------------------------------------------------
+
+
+def test_a_batch_records_its_good_entries_at_once_and_parks_each_bad_one_by_name(world):
+    world.seed_contract("600", project_status="closed")
+    contract = world.seed_contract("601")
+    good = [time_entry(f"te-{n}", "601", date(2026, 11, 2 + n % 10), "2") for n in range(50)]
+    bad = {
+        "te-closed": (time_entry("te-closed", "600", date(2026, 11, 10), "2"), "which is closed"),
+        "te-role": (
+            time_entry("te-role", "601", date(2026, 11, 10), "2", role="Architect",
+                       service_item=None),
+            "no rate for role 'Architect'",
+        ),
+        "te-neg": (time_entry("te-neg", "601", date(2026, 11, 10), "-2"), "negative quantity"),
+        "ex-jpy": (expense("ex-jpy", "601", date(2026, 11, 10), Money.of("80.00", "JPY")),
+                   "JPY"),
+    }
+    entries = [*good[:25], *(event for event, _ in bad.values()), *good[25:]]
+    [receipt] = world.deliver_batch("b1", *entries)
+    assert receipt.status == "accepted"
+    world.run()
+    assert world.statuses(BATCH_INTAKE) == {"completed": 1}
+    assert world.statuses(INTAKE) == {"parked": 4}  # each bad entry alone, under its own key
+    parked = {e.business_key: e for e in world.open_exceptions()}
+    assert set(parked) == set(bad)
+    for key, (_event, words) in bad.items():
+        assert words in parked[key].message
+        assert parked[key].suggested_fix
+        assert world.billable.inclusion(key) is None  # nothing half-applied
+    assert world.billable.status_counts() == {"ready": 50}
+
+    world.bill(contract, NOV)  # the good entries are not held up by the bad ones
+    world.run()
+    [invoice] = world.billing.invoices.values()
+    assert invoice.total == usd(str(50 * 2 * 200) + ".00")
+    assert world.billable.status_counts() == {"billed": 50}
+
+
+def test_batches_that_repeat_entries_record_and_bill_each_entry_once(world):
+    contract = world.seed_contract("602")
+    first = [time_entry(f"te-{n}", "602", date(2026, 11, 3), "1") for n in range(10)]
+    world.deliver_batch("b1", *first)
+    assert [r.status for r in world.deliver_batch("b1", *first)] == ["duplicate"]
+    # a later page overlaps the first, and repeats an entry inside itself
+    world.deliver_batch("b2", *first[5:], first[9], time_entry("te-new", "602",
+                                                                  date(2026, 11, 4), "1"))
+    world.deliver(first[0])  # the same entry alone, too
+    world.run()
+    assert world.statuses(BATCH_INTAKE) == {"completed": 2}
+    assert world.billable.status_counts() == {"ready": 11}
+    world.bill(contract, NOV)
+    world.run()
+    [invoice] = world.billing.invoices.values()
+    assert invoice.total == usd("2200.00")
+    assert world.billable.status_counts() == {"billed": 11}
+
+
+def test_a_parked_entry_from_a_batch_replays_alone_once_its_fix_is_in(world):
+    contract = world.seed_contract("603")
+    world.deliver_batch(
+        "b1",
+        time_entry("te-ok", "603", date(2026, 11, 5), "1"),
+        expense("ex-jpy", "603", date(2026, 11, 5), Money.of("8000", "JPY")),
+    )
+    world.run()
+    [parked] = world.open_exceptions()
+    rate = ExchangeRate(base="JPY", quote="USD", rate=Decimal("0.0065"),
+                        effective_date=date(2026, 11, 1))
+    with world.db.begin() as connection:
+        world.records.save_in(connection, "exchange_rate", rate, canonical_id="JPYUSD:2026-11-01")
+    world.engine.replay(parked.transaction_id, by="ops", reason="JPY rate loaded")
+    world.run()
+    assert world.statuses(INTAKE) == {"completed": 1}
+    world.bill(contract, NOV)
+    world.run()
+    [invoice] = world.billing.invoices.values()
+    assert sorted(line.amount.amount for line in invoice.lines) == [Decimal("52.00"),
+                                                                     Decimal("200.00")]

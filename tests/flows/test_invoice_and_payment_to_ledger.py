@@ -12,7 +12,8 @@ from q2c.canonical.events import new_event
 from q2c.canonical.models import BillingTerms, Payment, PaymentApplication
 from q2c.flows import invoice_to_ledger, payment_to_ledger
 from q2c.mapping.value_maps import ValueMaps
-from q2c.store.schema import outbox
+from q2c.runtime.flow import XrefLink
+from q2c.store.schema import outbox, steps
 from tests.flows.cash_world import MAPPINGS, CashWorld, time_entry, usd
 
 NOV = date(2026, 11, 30)
@@ -125,16 +126,37 @@ def pay(
 
 def test_partial_then_over_payment_leaves_unapplied_credit(world):
     invoice_id = billed_invoice(world)
+    world.xref.link(XrefLink("cust-100", "customer", "crm", "001ACME"))
     pay(world, "py_1", invoice_id, "500.00", "500.00")
     world.run()
     [posted] = world.ledger.invoices.values()
     assert world.ledger.read_invoice(posted["id"]).amount_remaining == usd("1500.00")
+    # sales sees the open balance on the CRM account
+    status = world.crm.account_status["001ACME"]
+    assert (status.status, status.open_balance, status.unapplied_credit) == (
+        "Open Balance", usd("1500.00"), usd("0.00"))
+    assert status.last_payment_on == date(2026, 12, 20)
     pay(world, "py_2", invoice_id, "1600.00", "1500.00")
     world.run()
     assert world.statuses(payment_to_ledger.NAME) == {"completed": 2}
     assert world.ledger.read_invoice(posted["id"]).amount_remaining == usd("0.00")
     assert world.ledger.payments["q2c-pay-py_2"].unapplied == usd("100.00")
     assert outbound_types(world).count("payment.applied") == 2
+    status = world.crm.account_status["001ACME"]
+    assert (status.status, status.open_balance, status.unapplied_credit) == (
+        "Credit", usd("0.00"), usd("100.00"))
+
+
+def test_a_customer_without_a_crm_account_is_skipped_by_name(world):
+    invoice_id = billed_invoice(world, "101")
+    pay(world, "py_9", invoice_id, "100.00", "100.00")
+    world.run()
+    assert world.statuses(payment_to_ledger.NAME) == {"completed": 1}
+    assert world.crm.account_status == {}
+    with world.db.connect() as c:
+        output = c.execute(sa.select(steps.c.output).where(
+            steps.c.step == "update_crm_account")).scalar_one()
+    assert "customer cust-101 has no crm account" in output
 
 
 def test_a_payment_delivered_twice_is_recorded_once(world):

@@ -6,13 +6,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from q2c.connectors.memory import InMemoryPsa
 from q2c.flows import invoice_to_ledger
-from q2c.flows.delivery_to_billing import INTAKE
+from q2c.flows.delivery_to_billing import BATCH_INTAKE, INTAKE
 from q2c.flows.ports import DeliveryRecord
 from q2c.runtime.flow import XrefLink
 from q2c.runtime.poller import BillingPoller, DeliveryPoller
+from q2c.store.schema import watermarks
 from tests.flows.cash_world import CashWorld, usd
 
 
@@ -36,7 +38,7 @@ def test_approved_time_is_polled_once_mapped_to_the_hub_project_and_billed(world
     contract = world.seed_contract("100")
     world.xref.link(XrefLink("prj-100", "project", "psa", "ws-1"))
     psa = InMemoryPsa(records=[record("1", "ws-1", "2.5", 1), record("2", "ws-1", "1.5", 2)])
-    poller = DeliveryPoller(world.db, world.inbox, psa, world.xref, now=clock)
+    poller = DeliveryPoller(world.db, world.inbox, psa, world.xref, now=clock, batch_size=None)
     assert [r.status for r in poller.poll()] == ["accepted", "accepted"]
     assert poller.poll() == []  # nothing after the watermark
     # an edit after acceptance comes back with a new stamp: same business key, not rebilled
@@ -49,6 +51,27 @@ def test_approved_time_is_polled_once_mapped_to_the_hub_project_and_billed(world
     [invoice] = world.billing.invoices.values()
     assert invoice.total == usd("800.00")
     assert world.billable.inclusion("psa:te-1")["status"] == "billed"
+
+
+def test_a_page_goes_in_batches_that_a_re_poll_repeats_exactly_and_bills_once(world, clock):
+    contract = world.seed_contract("103")
+    world.xref.link(XrefLink("prj-103", "project", "psa", "ws-3"))
+    psa = InMemoryPsa(records=[record(str(n), "ws-3", "1", n) for n in range(1, 8)])
+    poller = DeliveryPoller(world.db, world.inbox, psa, world.xref, now=clock, batch_size=3)
+    assert [r.status for r in poller.poll()] == ["accepted"] * 3  # 3 + 3 + 1 entries
+    with world.db.begin() as c:  # a crash lost the watermark: the same page again
+        c.execute(sa.delete(watermarks))
+    assert [r.status for r in poller.poll()] == ["duplicate"] * 3
+    # an edit after acceptance comes back in a new batch: recorded once, never rebilled
+    psa.records.append(record("1", "ws-3", "9", 30))
+    assert [r.status for r in poller.poll()] == ["accepted"]
+    world.run()
+    assert world.statuses(BATCH_INTAKE) == {"completed": 4}
+    assert world.billable.status_counts() == {"ready": 7}
+    world.bill(contract, date(2026, 11, 30))
+    world.run()
+    [invoice] = world.billing.invoices.values()
+    assert invoice.total == usd("1400.00")
 
 
 def test_time_for_an_unlinked_psa_project_is_parked_by_name(world, clock):

@@ -48,3 +48,36 @@ def test_outbound_exchange_is_kept_with_correlation_and_redacted(sqlite_db, cloc
     clock.advance(86_401)
     assert history.purge_expired() == 1
     assert history.for_correlation("corr-1") == []
+
+
+def test_calls_inside_a_transaction_are_kept_under_it_written_once_the_transaction_moves_on(
+    sqlite_db, clock
+):
+    from q2c.runtime.context import current_transaction_id
+    from q2c.store.schema import payloads
+
+    history = PayloadHistory(sqlite_db, now=clock, transaction_id=current_transaction_id)
+    client = RestClient(
+        system="vendor",
+        client=httpx.Client(
+            transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"ok": True})),
+            base_url="https://v",
+        ),
+        translate_error=lambda r: ValidationError("refused"),
+        recorder=history.record_exchange,
+    )
+
+    def stored() -> list[tuple[str, str]]:
+        with sqlite_db.connect() as connection:
+            return [(r.transaction_id, r.operation) for r in connection.execute(
+                payloads.select().order_by(payloads.c.id))]
+
+    with bind_correlation("corr-a", transaction_id="tx-a"):
+        client.request("GET", "/one")
+        client.request("GET", "/two")
+    assert stored() == []  # buffered: one commit for the transaction's calls, not one each
+    with bind_correlation("corr-b", transaction_id="tx-b"):
+        client.request("GET", "/three")
+    assert stored() == [("tx-a", "GET https://v/one"), ("tx-a", "GET https://v/two")]
+    assert [r["operation"] for r in history.for_correlation("corr-b")] == ["GET https://v/three"]
+    assert history.flush() == 0

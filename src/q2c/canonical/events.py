@@ -21,9 +21,11 @@ from q2c.canonical.money import Money
 
 __all__ = [
     "INBOUND_TYPES",
+    "MAX_DELIVERY_BATCH",
     "OUTBOUND_TYPES",
     "BillingRunRequested",
     "CloudEvent",
+    "DeliveryBatch",
     "InvoicePosted",
     "OpportunityClosedWon",
     "PaymentApplied",
@@ -35,6 +37,10 @@ __all__ = [
     "new_event",
     "validate_data",
 ]
+
+# a PSA poll page is cut into batches of this many entries at most; it keeps one batch's event
+# well under the API's 1 MiB body limit
+MAX_DELIVERY_BATCH = 1000
 
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
@@ -130,6 +136,15 @@ class BillingRunRequested(CanonicalModel):
         return self
 
 
+class DeliveryBatch(CanonicalModel):
+    """Approved delivery in bulk (a PSA poll page, an API batch). Intake checks and records the
+    whole batch in one commit; an entry it cannot bill is handed on alone, to be parked by
+    name, so nothing else in the batch waits for it."""
+
+    batch_id: str = Field(min_length=1, max_length=200)
+    events: list[BillingEvent] = Field(min_length=1, max_length=MAX_DELIVERY_BATCH)
+
+
 class ReferenceSyncRequested(CanonicalModel):
     """Copy the ERP's exchange rates (effective by ``as_of``), tax codes and items into the
     hub; scheduled by ``flows.reference_data_sync.schedule`` or requested by hand."""
@@ -194,6 +209,7 @@ INBOUND_TYPES: dict[str, type[BaseModel]] = {
     "expense.approved": BillingEvent,
     "milestone.completed": BillingEvent,
     "usage.recorded": BillingEvent,
+    "delivery.batch_received": DeliveryBatch,
     "invoice.finalized": Invoice,
     "payment.received": Payment,
     "period.closed": PeriodClosed,

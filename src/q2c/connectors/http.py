@@ -6,6 +6,8 @@
 retry: retries are declared per step and driven by the runtime. Authentication is an
 ``httpx.Auth`` (token refresh on 401 lives there), the correlation id goes out as a header, a
 token bucket paces calls per connection, and every exchange can be recorded for payload history.
+Every call is counted and timed (``q2c_vendor_calls_total``, ``q2c_vendor_call_seconds``) and,
+with tracing on, gets a client span whose W3C ``traceparent`` goes out with the request.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import httpx
 
 from q2c.errors import AuthError, Q2CError, RateLimitedError, RetriableError
 from q2c.mapping.value_maps import system_display_name
+from q2c.observability import vendor_call_span
 from q2c.runtime.context import CORRELATION_HEADER, current_correlation_id
+from q2c.runtime.metrics import observe_vendor_call
 
 __all__ = [
     "Exchange",
@@ -155,29 +159,31 @@ class RestClient:
             method, url, json=json, params=params, data=data, content=content, headers=out_headers
         )
         started = time.perf_counter()
-        try:
-            response = self.client.send(request, auth=self.auth or httpx.USE_CLIENT_DEFAULT)
-            response.read()
-        except httpx.TimeoutException as exc:
-            self._record(request, None, started, f"timeout: {exc}")
-            raise RetriableError(
-                f"{self.display} did not answer in time",
-                detail=f"{method} {request.url}: {type(exc).__name__}: {exc}",
-                system=self.system,
-            ) from exc
-        except httpx.TransportError as exc:
-            self._record(request, None, started, f"transport: {exc}")
-            raise RetriableError(
-                f"{self.display} could not be reached",
-                detail=f"{method} {request.url}: {type(exc).__name__}: {exc}",
-                system=self.system,
-            ) from exc
-        except Q2CError:
-            raise
-        self._record(request, response, started, None)
-        if response.is_success:
-            return response
-        raise self._classify(response)
+        with vendor_call_span(self.system, request) as call:
+            try:
+                response = self.client.send(request, auth=self.auth or httpx.USE_CLIENT_DEFAULT)
+                response.read()
+            except httpx.TimeoutException as exc:
+                self._record(request, None, started, f"timeout: {exc}", "timeout")
+                raise RetriableError(
+                    f"{self.display} did not answer in time",
+                    detail=f"{method} {request.url}: {type(exc).__name__}: {exc}",
+                    system=self.system,
+                ) from exc
+            except httpx.TransportError as exc:
+                self._record(request, None, started, f"transport: {exc}", "unreachable")
+                raise RetriableError(
+                    f"{self.display} could not be reached",
+                    detail=f"{method} {request.url}: {type(exc).__name__}: {exc}",
+                    system=self.system,
+                ) from exc
+            except Q2CError:
+                raise
+            self._record(request, response, started, None, str(response.status_code))
+            call.response(response.status_code)
+            if response.is_success:
+                return response
+            raise self._classify(response)
 
     def _classify(self, response: httpx.Response) -> Q2CError:
         status = response.status_code
@@ -215,7 +221,10 @@ class RestClient:
         response: httpx.Response | None,
         started: float,
         error: str | None,
+        status: str,
     ) -> None:
+        elapsed = time.perf_counter() - started
+        observe_vendor_call(self.system, request.method, status, elapsed)
         if self.recorder is None:
             return
         self.recorder(
@@ -228,7 +237,7 @@ class RestClient:
                 status=response.status_code if response is not None else None,
                 response_headers=dict(response.headers) if response is not None else {},
                 response_body=response.content if response is not None else b"",
-                elapsed_ms=(time.perf_counter() - started) * 1000,
+                elapsed_ms=elapsed * 1000,
                 correlation_id=current_correlation_id(),
                 error=error,
             )

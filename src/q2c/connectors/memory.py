@@ -28,6 +28,9 @@ from q2c.canonical.models import (
 from q2c.canonical.money import Money
 from q2c.errors import NotFoundError, Q2CError, ValidationError
 from q2c.flows.ports import (
+    AccountStatus,
+    ArCustomerStatement,
+    ArInvoiceSummary,
     BilledItem,
     BillingCustomerRef,
     BillingLine,
@@ -61,7 +64,12 @@ class InMemoryCrm:
     proposals: dict[str, Proposal] = field(default_factory=dict)
     write_backs: dict[str, dict[str, str]] = field(default_factory=dict)
     write_back_calls: int = 0
+    account_status: dict[str, AccountStatus] = field(default_factory=dict)
     fault: FaultHook = _no_fault
+
+    def update_account_status(self, account_id: str, status: AccountStatus) -> None:
+        self.fault("update_account_status")
+        self.account_status[account_id] = status
 
     def closed_won_since(self, watermark: str | None) -> ClosedWonPage:
         items = [
@@ -333,6 +341,8 @@ class InMemoryLedger:
     currency_ids: dict[str, str] = field(
         default_factory=lambda: {"USD": "1", "EUR": "4", "GBP": "2"}
     )
+    customer_names: dict[str, str] = field(default_factory=dict)  # ERP customer id -> name
+    payers: dict[str, tuple[str, str]] = field(default_factory=dict)  # payment -> (cust, sub)
     fault: FaultHook = _no_fault
 
     def upsert_invoice(
@@ -412,7 +422,41 @@ class InMemoryLedger:
             str(9000 + len(self.payments)), external_id, applied, payment.amount - applied
         )
         self.payments[external_id] = result
+        self.payers[external_id] = (customer_erp_id, subsidiary)
         return result
+
+    def ar_statements(self, subsidiary: str) -> list[ArCustomerStatement]:
+        """Per customer: posted invoices, and open invoices less unapplied payments."""
+        invoices: dict[str, list[ArInvoiceSummary]] = {}
+        balances: dict[str, Money] = {}
+        for external_id, record in self.invoices.items():
+            refs: InvoicePostingRefs = record["refs"]
+            if refs.subsidiary != subsidiary:
+                continue
+            read = self.read_invoice(record["id"])
+            customer = refs.customer_erp_id
+            invoices.setdefault(customer, []).append(
+                ArInvoiceSummary(
+                    read.erp_id, external_id, read.number, read.total, read.amount_remaining
+                )
+            )
+            balances[customer] = balances.get(customer, Money.zero(read.currency)) + (
+                read.amount_remaining
+            )
+        for external_id, (customer, paid_for) in self.payers.items():
+            credit = self.payments[external_id].unapplied
+            if paid_for == subsidiary and credit.amount:
+                balances[customer] = balances.get(customer, Money.zero(credit.currency)) - credit
+        return [
+            ArCustomerStatement(
+                customer_erp_id=customer,
+                name=self.customer_names.get(customer, customer),
+                external_id=None,
+                balance=balance,
+                invoices=invoices.get(customer, []),
+            )
+            for customer, balance in sorted(balances.items())
+        ]
 
     def post_journal(self, journal: JournalRequest, *, external_id: str) -> ErpRecordRef:
         self.fault("post_journal")

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from q2c.canonical.base import CanonicalModel
-from q2c.canonical.events import BillingRunRequested, CloudEvent, new_event
+from q2c.canonical.events import BillingRunRequested, CloudEvent, DeliveryBatch, new_event
 from q2c.canonical.models import (
     BillingEvent,
     BillingEventKind,
@@ -68,12 +68,14 @@ from q2c.runtime.flow import (
     StepResult,
     XrefLink,
 )
-from q2c.runtime.ledgers import BilledLine
+from q2c.runtime.ledgers import BilledLine, RecordedDelivery
 from q2c.runtime.retry import RetryPolicy
 
 __all__ = [
+    "BATCH_INTAKE",
     "INTAKE",
     "RUN",
+    "DeliveryReferences",
     "RateCardUse",
     "billing_run_event",
     "build_flows",
@@ -81,6 +83,7 @@ __all__ = [
 ]
 
 INTAKE = "delivery_to_billing"
+BATCH_INTAKE = "delivery_batch_intake"
 RUN = "billing_run"
 TRIGGERS = ("time.approved", "expense.approved", "milestone.completed", "usage.recorded")
 
@@ -170,12 +173,47 @@ def _intake_key(event: CloudEvent, data: BaseModel) -> FlowKey:
     return FlowKey(data.id, 1, None)
 
 
-def check_delivery(context: StepContext) -> dict[str, Any]:
-    """Project active, contract active, billing rules present, the entry itself billable."""
-    hub = _services(context).hub
-    event = context.data
-    assert isinstance(event, BillingEvent)
-    project = hub.records.current("project", event.project_id, Project)
+class DeliveryReferences:
+    """The master data intake checks against, each record read once: one event reads a few,
+    a batch of a thousand reads each project, contract and rate card once."""
+
+    def __init__(self, hub: HubLedgers) -> None:
+        self.hub = hub
+        self._projects: dict[str, Project | None] = {}
+        self._contracts: dict[str, Contract | None] = {}
+        self._books: dict[str, RateCardBook] = {}
+        self._fx: ExchangeRateTable | None = None
+
+    def project(self, project_id: str) -> Project | None:
+        if project_id not in self._projects:
+            self._projects[project_id] = self.hub.records.current("project", project_id, Project)
+        return self._projects[project_id]
+
+    def contract(self, contract_id: str) -> Contract:
+        if contract_id not in self._contracts:
+            self._contracts[contract_id] = self.hub.records.current(
+                "contract", contract_id, Contract
+            )
+        contract = self._contracts[contract_id]
+        if contract is None:
+            return _contract(self.hub, contract_id)  # raises the business message
+        return contract
+
+    def rate_book(self, rate_card_id: str) -> RateCardBook:
+        if rate_card_id not in self._books:
+            self._books[rate_card_id] = rate_book(self.hub, rate_card_id, with_use=False)
+        return self._books[rate_card_id]
+
+    def fx(self) -> ExchangeRateTable:
+        if self._fx is None:
+            self._fx = fx_table(self.hub)
+        return self._fx
+
+
+def check_billing_event(event: BillingEvent, references: DeliveryReferences) -> dict[str, Any]:
+    """Project active, contract active, billing rules present, the entry itself billable;
+    raises a business-fix error naming the entry otherwise."""
+    project = references.project(event.project_id)
     if project is None:
         raise NotFoundError(
             f"{_what(event)} is for project {event.project_id}, which q2c does not know",
@@ -199,7 +237,7 @@ def check_delivery(context: StepContext) -> dict[str, Any]:
             suggested_fix="Link the project to its contract, then replay.",
             field="contract_id",
         )
-    contract = _contract(hub, contract_id)
+    contract = references.contract(contract_id)
     if contract.status not in ("active", "closed"):
         raise ValidationError(
             f"Contract {contract.number} is {contract.status}; {_what(event)} cannot be billed",
@@ -215,7 +253,7 @@ def check_delivery(context: StepContext) -> dict[str, Any]:
         )
     billed = event.kind in _BILLED_KINDS[contract.billing_model] and event.billable
     if billed:
-        _check_billing_rules(hub, event, contract)
+        _check_billing_rules(references, event, contract)
     return {
         "contract_id": contract.id,
         "legal_entity": contract.legal_entity,
@@ -225,7 +263,15 @@ def check_delivery(context: StepContext) -> dict[str, Any]:
     }
 
 
-def _check_billing_rules(hub: HubLedgers, event: BillingEvent, contract: Contract) -> None:
+def check_delivery(context: StepContext) -> dict[str, Any]:
+    event = context.data
+    assert isinstance(event, BillingEvent)
+    return check_billing_event(event, DeliveryReferences(_services(context).hub))
+
+
+def _check_billing_rules(
+    references: DeliveryReferences, event: BillingEvent, contract: Contract
+) -> None:
     if event.kind is BillingEventKind.TIME and contract.billing_model is (
         BillingModel.TIME_AND_MATERIALS
     ):
@@ -235,7 +281,7 @@ def _check_billing_rules(hub: HubLedgers, event: BillingEvent, contract: Contrac
                 suggested_fix="Attach a rate card to the contract, then replay.",
                 field="rate_card_id",
             )
-        rate_book(hub, contract.rate_card_id, with_use=False).rate_for(
+        references.rate_book(contract.rate_card_id).rate_for(
             contract.rate_card_id,
             role=event.role,
             service_item=event.service_item,
@@ -245,7 +291,7 @@ def _check_billing_rules(hub: HubLedgers, event: BillingEvent, contract: Contrac
         if event.amount is None:
             raise ValidationError(f"{_what(event)} has no amount", field="amount")
         if event.amount.currency != contract.currency:
-            fx_table(hub).rate(event.amount.currency, contract.currency, event.work_date)
+            references.fx().rate(event.amount.currency, contract.currency, event.work_date)
     elif event.kind is BillingEventKind.MILESTONE:
         if event.amount is None and event.percent is None:
             raise ValidationError(
@@ -288,6 +334,87 @@ def record_billable(context: StepContext) -> StepResult:
             )
 
     return StepResult(output={"status": "ready" if checked["billable"] else "held"}, writes=[write])
+
+
+# --- batched intake ------------------------------------------------------------------------
+
+# the event type each kind of delivery arrives under when it comes alone
+SINGLE_EVENT_TYPES = {
+    BillingEventKind.TIME: "time.approved",
+    BillingEventKind.EXPENSE: "expense.approved",
+    BillingEventKind.MILESTONE: "milestone.completed",
+    BillingEventKind.USAGE: "usage.recorded",
+}
+
+
+def _batch_key(event: CloudEvent, data: BaseModel) -> FlowKey:
+    assert isinstance(data, DeliveryBatch)
+    return FlowKey(data.batch_id, 1, None)
+
+
+def intake_batch(context: StepContext) -> StepResult:
+    """Check a whole batch against master data read once, and record what can be billed in
+    one commit. An entry that fails its check is handed, in that same commit, to the
+    per-event intake under its own business key: there it is parked by name with its fix and
+    can be replayed alone, while the rest of the batch goes on to billing now."""
+    hub = _services(context).hub
+    batch = context.data
+    assert isinstance(batch, DeliveryBatch)
+    with hub.records.engine.connect() as connection:
+        already = hub.billable.recorded_ids_in(connection, [e.id for e in batch.events])
+    references = DeliveryReferences(hub)
+    passed: list[tuple[BillingEvent, dict[str, Any]]] = []
+    refused: list[BillingEvent] = []
+    for event in batch.events:
+        if event.id in already:
+            continue
+        try:
+            passed.append((event, check_billing_event(event, references)))
+        except BusinessFixError:
+            refused.append(event)
+    recorded: set[str] = set()
+
+    def write(connection: Connection) -> None:
+        recorded.update(
+            hub.billable.record_ready_many_in(
+                connection,
+                [
+                    RecordedDelivery(event, checked["contract_id"], checked["legal_entity"])
+                    for event, checked in passed
+                ],
+            )
+        )
+        hub.billable.mark_held_in(
+            connection,
+            [
+                (event.id, f"not billed under a {checked['billing_model']} contract")
+                for event, checked in passed
+                if not checked["billable"] and event.id in recorded
+            ],
+            billing_run="intake",
+        )
+        hub.inbox.accept_in(connection, [_single_delivery(event) for event in refused])
+
+    return StepResult(
+        output={
+            "entries": len(batch.events),
+            "already_recorded": len(already),
+            "passed": len(passed),
+            "refused": [event.id for event in refused],
+        },
+        writes=[write],
+    )
+
+
+def _single_delivery(event: BillingEvent) -> CloudEvent:
+    # one source and id per entry whichever batch carried it: a re-polled page hands it on once
+    return new_event(
+        SINGLE_EVENT_TYPES[event.kind],
+        event,
+        source="urn:q2c:batch-intake",
+        subject=event.id,
+        event_id=f"{event.id}@batch",
+    )
 
 
 # --- billing run ---------------------------------------------------------------------------
@@ -885,8 +1012,14 @@ def _park_cap(context: StepContext, contract: Contract, cap_held: list[dict[str,
     return park
 
 
-def build_flows(policy: RetryPolicy | None = None) -> tuple[Flow, Flow]:
+def build_flows(policy: RetryPolicy | None = None) -> tuple[Flow, Flow, Flow]:
     retry = policy or RetryPolicy()
+    batches = Flow(
+        name=BATCH_INTAKE,
+        triggers=("delivery.batch_received",),
+        key=_batch_key,
+        steps=(Step("intake_batch", intake_batch, retry=retry),),
+    )
     intake = Flow(
         name=INTAKE,
         triggers=TRIGGERS,
@@ -910,4 +1043,4 @@ def build_flows(policy: RetryPolicy | None = None) -> tuple[Flow, Flow]:
             Step("record_inclusion", record_inclusion, retry=retry),
         ),
     )
-    return intake, run
+    return intake, batches, run

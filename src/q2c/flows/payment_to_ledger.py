@@ -1,7 +1,13 @@
 """Payment to ledger: a payment received in billing is recorded in the ERP and applied to the
-invoices it pays — partially, fully, or with the excess kept as unapplied credit.
+invoices it pays — partially, fully, or with the excess kept as unapplied credit — and sales
+sees the customer's position on the CRM account.
 
-    map_payment -> apply_payment -> publish_payment_applied
+    map_payment -> apply_payment -> update_crm_account -> publish_payment_applied
+
+The CRM account's status (Current / Open Balance / Credit), open balance and last payment date
+come from the hub's ledger of what the ERP posted and applied, in the payment's currency; a CRM
+that keeps no such fields (no ``AccountStatusPort``), or a customer with no CRM account, is
+skipped and says so in the step's output.
 
 An application to an invoice the ERP does not hold yet (invoice-to-ledger still running) is
 retried, not guessed: the payment waits for the posting. The ERP payment's external id is the
@@ -19,6 +25,7 @@ from q2c.canonical.events import CloudEvent, PaymentApplied, new_event
 from q2c.canonical.models import Customer, Payment
 from q2c.canonical.money import Money
 from q2c.errors import NotFoundError, RetriableError
+from q2c.flows.ports import AccountStatus, AccountStatusPort
 from q2c.flows.services import Services
 from q2c.runtime.flow import Flow, FlowKey, Step, StepContext, StepResult, XrefLink
 from q2c.runtime.retry import RetryPolicy
@@ -113,22 +120,67 @@ def apply_payment(context: StepContext) -> StepResult:
             (a["erp_invoice_id"], Money.from_json(a["amount"])) for a in mapped["applications"]
         ],
     )
+    ref = payment_ref(payment)
+    documents = services.hub.documents
+
+    def record(connection: Connection) -> None:
+        documents.upsert_in(
+            connection,
+            "payment",
+            ref,
+            legal_entity=mapped["legal_entity"],
+            currency=payment.amount.currency,
+            customer_id=mapped["customer_id"],
+            number=payment.reference,
+            amount=payment.amount,
+            erp_id=result.erp_id,
+            erp_amount=result.applied,
+            status="applied",
+        )
+
     return StepResult(
         output={
             "erp_id": result.erp_id,
             "applied": result.applied.as_json(),
             "unapplied": result.unapplied.as_json(),
         },
-        xrefs=[
-            XrefLink(
-                f"pay:{payment_ref(payment)}", "payment", services.ledger.system, result.erp_id
-            )
-        ],
+        xrefs=[XrefLink(f"pay:{ref}", "payment", services.ledger.system, result.erp_id)],
+        writes=[record],
     )
 
 
-def publish_payment_applied(context: StepContext) -> StepResult:
+def update_crm_account(context: StepContext) -> dict[str, Any]:
     services = _services(context)
+    payment = _payment(context)
+    crm = services.crm
+    customer_id = context.output_of("map_payment")["customer_id"]
+    if not isinstance(crm, AccountStatusPort):
+        return {"skipped": f"{crm.system} keeps no receivable status on accounts"}
+    account_id = services.xref.external_ids(customer_id, "customer").get(crm.system)
+    if account_id is None:
+        return {"skipped": f"customer {customer_id} has no {crm.system} account"}
+    with services.hub.documents.engine.connect() as connection:
+        open_balance, credit = services.hub.documents.customer_position_in(
+            connection, customer_id, payment.amount.currency
+        )
+    status = AccountStatus(
+        status="Open Balance"
+        if open_balance.amount > 0
+        else ("Credit" if credit.amount > 0 or open_balance.amount < 0 else "Current"),
+        open_balance=open_balance,
+        unapplied_credit=credit,
+        last_payment_on=payment.received_on,
+    )
+    crm.update_account_status(account_id, status)
+    return {
+        "account_id": account_id,
+        "status": status.status,
+        "open_balance": open_balance.as_json(),
+        "unapplied_credit": credit.as_json(),
+    }
+
+
+def publish_payment_applied(context: StepContext) -> StepResult:
     payment = _payment(context)
     mapped = context.output_of("map_payment")
     applied = context.output_of("apply_payment")
@@ -148,24 +200,7 @@ def publish_payment_applied(context: StepContext) -> StepResult:
         subject=ref,
         correlation_id=context.correlation_id,
     )
-    documents = services.hub.documents
-
-    def record(connection: Connection) -> None:
-        documents.upsert_in(
-            connection,
-            "payment",
-            ref,
-            legal_entity=mapped["legal_entity"],
-            currency=payment.amount.currency,
-            customer_id=mapped["customer_id"],
-            number=payment.reference,
-            amount=payment.amount,
-            erp_id=applied["erp_id"],
-            erp_amount=Money.from_json(applied["applied"]),
-            status="applied",
-        )
-
-    return StepResult(output={"erp_id": applied["erp_id"]}, events=[event], writes=[record])
+    return StepResult(output={"erp_id": applied["erp_id"]}, events=[event])
 
 
 def build_flow(policy: RetryPolicy | None = None) -> Flow:
@@ -177,6 +212,7 @@ def build_flow(policy: RetryPolicy | None = None) -> Flow:
         steps=(
             Step("map_payment", map_payment, retry=retry),
             Step("apply_payment", apply_payment, system="erp", retry=retry),
+            Step("update_crm_account", update_crm_account, system="crm", retry=retry),
             Step("publish_payment_applied", publish_payment_applied, retry=retry),
         ),
     )

@@ -29,7 +29,12 @@ from q2c.canonical.models import (
 from q2c.canonical.money import Money
 
 __all__ = [
+    "AccountStatus",
+    "AccountStatusPort",
+    "ArCustomerStatement",
+    "ArInvoiceSummary",
     "ArLedgerPort",
+    "ArStatementPort",
     "BilledItem",
     "BillingCustomerRef",
     "BillingLine",
@@ -79,6 +84,27 @@ class CrmPort(Protocol):
 
     def write_back(self, opportunity_id: str, erp_ids: dict[str, str]) -> None:
         """Write ERP ids (customer, project, sales order) back onto the opportunity."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """What sales sees of a customer's money on the CRM account, from the ledger."""
+
+    status: Literal["Current", "Open Balance", "Credit"]
+    open_balance: Money
+    unapplied_credit: Money
+    last_payment_on: date | None
+
+
+@runtime_checkable
+class AccountStatusPort(Protocol):
+    """A CRM that keeps accounts-receivable status on the account."""
+
+    system: str
+
+    def update_account_status(self, account_id: str, status: AccountStatus) -> None:
+        """Write the status; only fields that differ (a replay changes nothing)."""
         ...
 
 
@@ -363,6 +389,44 @@ class ArLedgerPort(Protocol):
         applications: Sequence[tuple[str, Money]],  # (ERP invoice id, amount)
     ) -> ErpPayment:
         """Record the payment and apply it; what is not applied stays as unapplied credit."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ArInvoiceSummary:
+    """One posted customer invoice as the ERP holds it (drafts and cancelled ones left out)."""
+
+    erp_id: str
+    external_id: str  # q2c's idempotency key; empty for an invoice entered in the ERP by hand
+    number: str
+    total: Money
+    amount_remaining: Money
+
+
+@dataclass(frozen=True, slots=True)
+class ArCustomerStatement:
+    """A customer's receivables in one ERP, read back from it (never from q2c's own state).
+
+    ``balance`` is what the ERP says the customer owes in the ledger currency: open invoices
+    less payments, unapplied credit included.
+    """
+
+    customer_erp_id: str
+    name: str
+    external_id: str | None
+    balance: Money
+    invoices: list[ArInvoiceSummary] = field(default_factory=list)
+
+
+@runtime_checkable
+class ArStatementPort(Protocol):
+    """Read side of the receivables ledger, for reconciliation between two ERPs."""
+
+    system: str
+
+    def ar_statements(self, subsidiary: str) -> list[ArCustomerStatement]:
+        """Every customer of ``subsidiary`` (an ERP id) with a posted invoice or an open
+        balance, with its posted invoices."""
         ...
 
 

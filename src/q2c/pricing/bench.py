@@ -24,12 +24,12 @@ from q2c.canonical.money import Money
 from q2c.pricing.rate_cards import RateCardBook
 from q2c.pricing.time_materials import rate_time_and_materials
 
-__all__ = ["bench_rating"]
+__all__ = ["bench_rating", "rating_fixture"]
 
 _ROLES = ("Analyst", "Consultant", "Senior", "Architect")
 
 
-def _fixture(count: int) -> tuple[RateCardBook, Contract, list[BillingEvent]]:
+def rating_fixture(count: int) -> tuple[RateCardBook, Contract, list[BillingEvent]]:
     book = RateCardBook()
     for version, (start, end, bump) in enumerate(
         ((date(2027, 1, 1), date(2027, 6, 30), 0), (date(2027, 7, 1), None, 10)), start=1
@@ -88,7 +88,7 @@ def _fixture(count: int) -> tuple[RateCardBook, Contract, list[BillingEvent]]:
 
 def bench_rating(count: int) -> tuple[int, float]:
     """Rate ``count`` synthetic time entries (with an NTE cap); return (count, seconds)."""
-    book, contract, events = _fixture(count)
+    book, contract, events = rating_fixture(count)
     started = time.perf_counter()
     outcome = rate_time_and_materials(events, contract=contract, book=book)
     seconds = time.perf_counter() - started

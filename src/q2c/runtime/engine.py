@@ -28,11 +28,12 @@ from sqlalchemy.exc import OperationalError
 from q2c.canonical.events import CloudEvent, TransactionFailed, new_event, validate_data
 from q2c.errors import FatalError, Q2CError, RateLimitedError, RetriableError
 from q2c.mapping.value_maps import system_display_name
+from q2c.observability import RunTrace, note_run_outcome, run_span
 from q2c.runtime.context import bind_correlation
 from q2c.runtime.exception_queue import ExceptionFilter, ExceptionQueue
 from q2c.runtime.flow import Flow, Mode, Step, StepContext, StepResult, step_key
 from q2c.runtime.jsonutil import dumps, loads
-from q2c.runtime.metrics import STEP_SECONDS, TRANSACTIONS_FINISHED
+from q2c.runtime.metrics import observe_step, observe_transaction
 from q2c.runtime.outbox import enqueue
 from q2c.runtime.xref import XrefHub
 from q2c.store.schema import exceptions, replays, steps, transactions
@@ -264,7 +265,18 @@ class SagaEngine:
         services = self.services(row.mode)
         attempt = row.attempts + 1
         started_next = False
-        with bind_correlation(row.correlation_id, transaction_id=transaction_id, flow=flow.name):
+        with (
+            bind_correlation(row.correlation_id, transaction_id=transaction_id, flow=flow.name),
+            run_span(
+                flow=flow.name,
+                transaction_id=transaction_id,
+                correlation_id=row.correlation_id,
+                event=event,
+                legal_entity=getattr(data, "legal_entity", None),
+                attempt=attempt,
+                mode=row.mode,
+            ) as run_trace,
+        ):
             for position, step in enumerate(flow.steps):
                 if step.name in done:
                     continue
@@ -283,6 +295,7 @@ class SagaEngine:
                     services=services,
                 )
                 began = time.perf_counter()
+                run_trace.start_step(flow.name, step.name, step.system, attempt)
                 try:
                     if not started_next:
                         self._journal_started(connection, context, position)
@@ -294,25 +307,27 @@ class SagaEngine:
                     log.warning("lease lost; another worker owns the transaction")
                     return RunOutcome(transaction_id, "lost", step.name)
                 except Q2CError as error:
-                    _observe(flow.name, step.name, error.kind, began)
+                    _observe(run_trace, flow.name, step, error.kind, began, error)
                     return self._fail(connection, context, row, step, error)
                 except OperationalError as exc:  # the hub's own store hiccuped: try again
                     busy = RetriableError(
                         "q2c's database was unavailable", detail=str(exc)[-2000:], system="q2c"
                     )
+                    _observe(run_trace, flow.name, step, busy.kind, began, busy)
                     return self._fail(connection, context, row, step, busy)
                 except Exception as exc:  # a bug must park the transaction, not kill the worker
                     bug = FatalError(
                         f"Unexpected error in step '{step.name}'",
                         detail="".join(traceback.format_exception(exc))[-4000:],
                     )
+                    _observe(run_trace, flow.name, step, bug.kind, began, exc)
                     return self._fail(connection, context, row, step, bug)
-                _observe(flow.name, step.name, "done", began)
+                _observe(run_trace, flow.name, step, "done", began)
                 done[step.name] = result.output
                 attempt = 1
                 log.info("step done", step=step.name, attempt=context.attempt)
-        log.info("transaction completed")
-        TRANSACTIONS_FINISHED.labels(flow=flow.name, outcome="completed").inc()
+            log.info("transaction completed")
+            _finished(flow.name, "completed", self.now(), accepted_at=row.created_at)
         return RunOutcome(transaction_id, "completed")
 
     def _owned(self, transaction_id: str) -> Any:
@@ -476,7 +491,7 @@ class SagaEngine:
                 ).rowcount
                 if not claimed:
                     return RunOutcome(context.transaction_id, "lost", step.name, error)
-                TRANSACTIONS_FINISHED.labels(flow=context.flow, outcome="retry_wait").inc()
+                _finished(context.flow, "retry_wait", now)
                 log.info(
                     "step will retry",
                     step=step.name,
@@ -508,7 +523,7 @@ class SagaEngine:
             if not claimed:
                 return RunOutcome(context.transaction_id, "lost", step.name, error)
             self._park_in(connection, context, row, step, error, attempt, now)
-        TRANSACTIONS_FINISHED.labels(flow=context.flow, outcome="parked").inc()
+        _finished(context.flow, "parked", now, step=step.name, error=error)
         log.warning("transaction parked", step=step.name, error=error.message, kind=error.kind)
         return RunOutcome(context.transaction_id, "parked", step.name, error)
 
@@ -693,8 +708,32 @@ class SagaEngine:
         )
 
 
-def _observe(flow: str, step: str, outcome: str, began: float) -> None:
-    STEP_SECONDS.labels(flow=flow, step=step, outcome=outcome).observe(time.perf_counter() - began)
+def _observe(
+    run_trace: RunTrace,
+    flow: str,
+    step: Step,
+    outcome: str,
+    began: float,
+    error: BaseException | None = None,
+) -> None:
+    """A step ended: metrics by flow, step, system and outcome; its span closes."""
+    observe_step(flow, step.name, step.system, outcome, time.perf_counter() - began)
+    run_trace.end_step(outcome, error)
+
+
+def _finished(
+    flow: str,
+    outcome: str,
+    at: datetime,
+    *,
+    accepted_at: datetime | None = None,
+    step: str | None = None,
+    error: Q2CError | None = None,
+) -> None:
+    """A run ended completed, waiting for a retry, or parked."""
+    kind = error.kind if error is not None else None
+    observe_transaction(flow, outcome, at=at, accepted_at=accepted_at, step=step, kind=kind)
+    note_run_outcome(outcome, error)
 
 
 def _as_result(value: StepResult | dict[str, Any] | None) -> StepResult:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Select, bindparam, insert, select, up
 
 from q2c.errors import Q2CError
 from q2c.runtime.jsonutil import dumps, loads
-from q2c.store.schema import exceptions
+from q2c.store.schema import exceptions, transactions
 
 __all__ = ["ExceptionFilter", "ExceptionQueue", "ParkedException"]
 
@@ -188,3 +188,31 @@ class ExceptionQueue:
                     )
                 ).rowcount
             )
+
+    def dismiss_and_close(self, exception_id: int, *, by: str, reason: str) -> bool:
+        """Dismiss an open exception and close its parked transaction as ``dismissed``, so it
+        is neither replayed nor counted as stuck. False if it was not open."""
+        now = self.now()
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(exceptions.c.transaction_id).where(
+                    exceptions.c.id == exception_id, exceptions.c.status == "open"
+                )
+            ).one_or_none()
+            if row is None:
+                return False
+            connection.execute(
+                update(exceptions)
+                .where(exceptions.c.id == exception_id, exceptions.c.status == "open")
+                .values(
+                    status="dismissed", resolution=f"dismissed by {by}: {reason}", resolved_at=now
+                )
+            )
+            connection.execute(
+                update(transactions)
+                .where(
+                    transactions.c.id == row.transaction_id, transactions.c.status == "parked"
+                )
+                .values(status="dismissed", updated_at=now)
+            )
+        return True

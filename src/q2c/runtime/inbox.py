@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from q2c.canonical.events import CloudEvent, validate_data
+from q2c.observability import ingest_span, stored_event_json
 from q2c.runtime.flow import Flow
 from q2c.store.schema import inbox, transactions
 
@@ -76,6 +77,12 @@ class Inbox:
     def accept_in(self, connection: Connection, events: Sequence[CloudEvent]) -> list[Receipt]:
         """``accept`` inside the caller's transaction: a flow step chains the next flow's
         event in the same commit that records the step done."""
+        with ingest_span(events) as span:
+            receipts = self._accept_in(connection, events)
+            span.record(receipts)
+        return receipts
+
+    def _accept_in(self, connection: Connection, events: Sequence[CloudEvent]) -> list[Receipt]:
         received_at = self.now()
         receipts: dict[tuple[str, str], Receipt] = {}
         if events:
@@ -100,7 +107,7 @@ class Inbox:
                     continue
                 taken.add(key)
                 fresh.append(event)
-            payloads = {e.idempotency_key: e.to_json().decode() for e in fresh}
+            payloads = {e.idempotency_key: stored_event_json(e) for e in fresh}
             routed = self._start_transactions(connection, fresh, received_at, payloads)
             rows = []
             for event in fresh:

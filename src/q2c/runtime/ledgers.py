@@ -23,7 +23,13 @@ from q2c.canonical.money import Money
 from q2c.runtime.jsonutil import dumps, loads
 from q2c.store.schema import billable_events, ledger_documents, master_records
 
-__all__ = ["BillableEvents", "LedgerDocuments", "LedgerTotals", "MasterRecords"]
+__all__ = [
+    "BillableEvents",
+    "LedgerDocuments",
+    "LedgerTotals",
+    "MasterRecords",
+    "RecordedDelivery",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -39,6 +45,31 @@ _CURRENT = (
 _VERSIONS = select(master_records.c.data).where(_KEY).order_by(master_records.c.version)
 _BILLABLE_EXISTS = select(billable_events.c.id).where(billable_events.c.id == bindparam("b_id"))
 _BILLABLE_INSERT = insert(billable_events)
+# executemany statements: one compiled statement for a whole batch of rows
+_BILLABLE_MARK_BILLED = (
+    update(billable_events)
+    .where(billable_events.c.id == bindparam("b_id"))
+    .values(
+        status="billed",
+        billing_run=bindparam("b_run"),
+        invoice_ref=bindparam("b_invoice"),
+        line_ref=bindparam("b_line"),
+        billed_amount=bindparam("b_amount"),
+        currency=bindparam("b_currency"),
+        hold_reason=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_BILLABLE_MARK_HELD = (
+    update(billable_events)
+    .where(billable_events.c.id == bindparam("b_id"), billable_events.c.status == "ready")
+    .values(
+        status="held",
+        billing_run=bindparam("b_run"),
+        hold_reason=bindparam("b_reason"),
+        updated_at=bindparam("b_now"),
+    )
+)
 
 
 class MasterRecords:
@@ -198,6 +229,15 @@ class BilledLine:
     amount: Money
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedDelivery:
+    """An approved event that passed intake, with where it bills."""
+
+    event: BillingEvent
+    contract_id: str
+    legal_entity: str
+
+
 class BillableEvents:
     """Approved delivery, each event once; ``ready`` until a billing run bills or holds it."""
 
@@ -228,6 +268,47 @@ class BillableEvents:
             },
         )
         return True
+
+    def recorded_ids_in(self, connection: Connection, ids: Sequence[str]) -> set[str]:
+        """The ids among ``ids`` that are already recorded (any status)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            found.update(
+                connection.execute(
+                    select(billable_events.c.id).where(
+                        billable_events.c.id.in_(ids[start : start + 500])
+                    )
+                ).scalars()
+            )
+        return found
+
+    def record_ready_many_in(
+        self, connection: Connection, recorded: Sequence[RecordedDelivery]
+    ) -> set[str]:
+        """Record a batch of approved events in one statement; returns the ids newly recorded
+        (an id already recorded, or repeated in the batch, is recorded once)."""
+        already = self.recorded_ids_in(connection, [r.event.id for r in recorded])
+        now = self.now()
+        rows: dict[str, dict[str, Any]] = {}
+        for item in recorded:
+            event = item.event
+            if event.id in already or event.id in rows:
+                continue
+            rows[event.id] = {
+                "id": event.id,
+                "kind": event.kind.value,
+                "contract_id": item.contract_id,
+                "project_id": event.project_id,
+                "legal_entity": item.legal_entity,
+                "work_date": event.work_date,
+                "status": "ready",
+                "data": event.model_dump_json(),
+                "recorded_at": now,
+                "updated_at": now,
+            }
+        if rows:
+            connection.execute(_BILLABLE_INSERT, list(rows.values()))
+        return set(rows)
 
     def ready_for(self, contract_id: str, *, through: date) -> list[BillingEvent]:
         with self.engine.connect() as connection:
@@ -308,33 +389,32 @@ class BillableEvents:
         self, connection: Connection, lines: Iterable[BilledLine], *, billing_run: str
     ) -> None:
         now = self.now()
-        for line in lines:
-            connection.execute(
-                update(billable_events)
-                .where(billable_events.c.id == line.event_id)
-                .values(
-                    status="billed",
-                    billing_run=billing_run,
-                    invoice_ref=line.invoice_ref,
-                    line_ref=line.line_ref,
-                    billed_amount=str(line.amount.amount),
-                    currency=line.amount.currency,
-                    hold_reason=None,
-                    updated_at=now,
-                )
-            )
+        rows = [
+            {
+                "b_id": line.event_id,
+                "b_run": billing_run,
+                "b_invoice": line.invoice_ref,
+                "b_line": line.line_ref,
+                "b_amount": str(line.amount.amount),
+                "b_currency": line.amount.currency,
+                "b_now": now,
+            }
+            for line in lines
+        ]
+        if rows:
+            connection.execute(_BILLABLE_MARK_BILLED, rows)
 
     def mark_held_in(
         self, connection: Connection, held: Iterable[tuple[str, str]], *, billing_run: str
     ) -> None:
         """``(event id, business message)``: held back (cap reached, non-billable)."""
         now = self.now()
-        for event_id, reason in held:
-            connection.execute(
-                update(billable_events)
-                .where(billable_events.c.id == event_id, billable_events.c.status == "ready")
-                .values(status="held", billing_run=billing_run, hold_reason=reason, updated_at=now)
-            )
+        rows = [
+            {"b_id": event_id, "b_run": billing_run, "b_reason": reason, "b_now": now}
+            for event_id, reason in held
+        ]
+        if rows:
+            connection.execute(_BILLABLE_MARK_HELD, rows)
 
     def status_counts(self) -> dict[str, int]:
         with self.engine.connect() as connection:
@@ -405,6 +485,30 @@ class LedgerDocuments:
                 .order_by(ledger_documents.c.document_id)
             ).all()
         return [dict(r._mapping) for r in rows]
+
+    def customer_position_in(
+        self, connection: Connection, customer_id: str, currency: str
+    ) -> tuple[Money, Money]:
+        """(open receivable, unapplied credit) of one customer in one currency: posted invoices
+        at the ERP's amounts minus the payments the ERP applied; what payments left unapplied."""
+        invoiced = applied = received = Decimal(0)
+        for r in connection.execute(
+            select(
+                ledger_documents.c.kind,
+                ledger_documents.c.status,
+                ledger_documents.c.amount,
+                ledger_documents.c.erp_amount,
+            ).where(
+                ledger_documents.c.customer_id == customer_id,
+                ledger_documents.c.currency == currency,
+            )
+        ):
+            if r.kind == "invoice" and r.status in ("posted", "paid"):
+                invoiced += Decimal(r.erp_amount or r.amount)
+            elif r.kind == "payment":
+                received += Decimal(r.amount)
+                applied += Decimal(r.erp_amount or 0)
+        return Money(invoiced - applied, currency), Money(received - applied, currency)
 
     def totals(self) -> list[LedgerTotals]:
         """Summed in Python with Decimal: the store keeps exact decimal text."""

@@ -2,10 +2,11 @@
 
 - CRM: closed-won opportunities → ``opportunity.closed_won`` (id: opportunity + proposal
   version, so a re-poll after our own write-back is a duplicate the inbox drops);
-- PSA: approved time and expenses, completed milestones → ``time.approved`` /
-  ``expense.approved`` / ``milestone.completed`` (id: record + its update stamp; the business
-  key is the record, so a later edit of an already accepted entry is acknowledged as a
-  duplicate business key and never billed twice);
+- PSA: approved time and expenses, completed milestones → ``delivery.batch_received`` batches
+  (id: a digest of the entries' ids and update stamps), or one ``time.approved`` /
+  ``expense.approved`` / ``milestone.completed`` per record (id: record + its update stamp;
+  the business key is the record). Either way an entry already recorded is never billed twice:
+  intake records each billing event once;
 - billing platform: finalized invoices → ``invoice.finalized`` and payments →
   ``payment.received``.
 
@@ -15,20 +16,29 @@ re-poll, never a loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from q2c.canonical.events import CloudEvent, new_event
+from q2c.canonical.events import MAX_DELIVERY_BATCH, CloudEvent, DeliveryBatch, new_event
 from q2c.canonical.models import BillingEvent, BillingEventKind
 from q2c.flows.ports import BillingPort, CrmPort, DeliveryRecord, PsaPort
 from q2c.runtime.inbox import Inbox, Receipt
 from q2c.runtime.xref import XrefHub
 from q2c.store.schema import watermarks
 
-__all__ = ["BillingPoller", "ClosedWonPoller", "DeliveryPoller", "delivery_event"]
+__all__ = [
+    "BillingPoller",
+    "ClosedWonPoller",
+    "DeliveryPoller",
+    "billing_event_of",
+    "delivery_batch_event",
+    "delivery_event",
+]
 
 
 class Watermarks:
@@ -96,13 +106,29 @@ _DELIVERY_TYPES = {
 
 
 def delivery_event(record: DeliveryRecord, system: str, xref: XrefHub) -> CloudEvent:
-    """The canonical event for one PSA record. Its project is the hub's project linked to the
+    """The canonical event for one PSA record."""
+    billing_event = billing_event_of(record, system, xref)
+    return new_event(
+        _DELIVERY_TYPES[record.kind][0],
+        billing_event,
+        source=f"urn:q2c:{system}:poller",
+        subject=billing_event.id,
+        event_id=_delivery_event_id(record, billing_event),
+    )
+
+
+def _delivery_event_id(record: DeliveryRecord, event: BillingEvent) -> str:
+    return f"{event.id}@{record.updated_at.isoformat()}"
+
+
+def billing_event_of(record: DeliveryRecord, system: str, xref: XrefHub) -> BillingEvent:
+    """The billing event of one PSA record. Its project is the hub's project linked to the
     PSA project; an unlinked one keeps ``<system>:<id>`` and the flow parks it, by name."""
-    event_type, kind = _DELIVERY_TYPES[record.kind]
+    kind = _DELIVERY_TYPES[record.kind][1]
     project_id = xref.canonical_id(system, "project", record.project_ref) or (
         f"{system}:{record.project_ref}"
     )
-    billing_event = BillingEvent(
+    return BillingEvent(
         id=f"{system}:{record.system_id}",
         xrefs={system: record.system_id},
         kind=kind,
@@ -120,16 +146,14 @@ def delivery_event(record: DeliveryRecord, system: str, xref: XrefHub) -> CloudE
         approved_at=record.approved_at,
         source_system=system,
     )
-    return new_event(
-        event_type,
-        billing_event,
-        source=f"urn:q2c:{system}:poller",
-        subject=billing_event.id,
-        event_id=f"{billing_event.id}@{record.updated_at.isoformat()}",
-    )
 
 
 class DeliveryPoller:
+    """Approved delivery from the PSA. By default a page goes to the hub as batches of up to
+    ``batch_size`` entries (one intake commit per batch); ``batch_size=None`` sends one event
+    per entry. A batch's id is a digest of its entries' event ids, so a page polled twice
+    (a crash before the watermark was saved) gives the same batches, which the inbox drops."""
+
     def __init__(
         self,
         db: Engine,
@@ -138,26 +162,58 @@ class DeliveryPoller:
         xref: XrefHub,
         *,
         now: Callable[[], datetime],
+        batch_size: int | None = MAX_DELIVERY_BATCH,
     ) -> None:
+        if batch_size is not None and not 1 <= batch_size <= MAX_DELIVERY_BATCH:
+            raise ValueError(f"batch_size must be between 1 and {MAX_DELIVERY_BATCH}")
         self.inbox = inbox
         self.psa = psa
         self.xref = xref
+        self.batch_size = batch_size
+        # entries (not events) by receipt status, over this poller's life: what operators count
+        self.entries_received: Counter[str] = Counter()
         self.name = f"{psa.system}:delivery.approved"
         self._marks = Watermarks(db, now)
 
     def poll(self) -> list[Receipt]:
         page = self.psa.approved_delivery_since(self._marks.get(self.name))
+        system = self.psa.system
+        if self.batch_size is None:
+            events = [delivery_event(r, system, self.xref) for r in page.records]
+        else:
+            events = [
+                delivery_batch_event(
+                    page.records[start : start + self.batch_size], system, self.xref
+                )
+                for start in range(0, len(page.records), self.batch_size)
+            ]
         receipts: list[Receipt] = []
-        for start in range(0, len(page.records), 500):
-            receipts += self.inbox.accept(
-                [
-                    delivery_event(r, self.psa.system, self.xref)
-                    for r in page.records[start : start + 500]
-                ]
-            )
+        for start in range(0, len(events), 500):
+            receipts += self.inbox.accept(events[start : start + 500])
+        for event, receipt in zip(events, receipts, strict=True):
+            size = len(event.data["events"]) if self.batch_size is not None else 1
+            self.entries_received[str(receipt.status)] += size
         if page.watermark is not None:
             self._marks.save(self.name, page.watermark)
         return receipts
+
+
+def delivery_batch_event(
+    records: Sequence[DeliveryRecord], system: str, xref: XrefHub
+) -> CloudEvent:
+    """One ``delivery.batch_received`` event for PSA records (at most MAX_DELIVERY_BATCH)."""
+    events = [billing_event_of(r, system, xref) for r in records]
+    stamps = "\n".join(_delivery_event_id(r, e) for r, e in zip(records, events, strict=True))
+    batch = DeliveryBatch(
+        batch_id=f"{system}:{hashlib.sha256(stamps.encode()).hexdigest()[:32]}", events=events
+    )
+    return new_event(
+        "delivery.batch_received",
+        batch,
+        source=f"urn:q2c:{system}:poller",
+        subject=batch.batch_id,
+        event_id=batch.batch_id,
+    )
 
 
 class BillingPoller:

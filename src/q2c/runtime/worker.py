@@ -38,6 +38,7 @@ def run_until_idle(
     ran = 0
     while True:
         outcomes = hub.engine.run_due(batch)
+        hub.payloads.flush()
         hub.relay.publish_pending()
         ran += len(outcomes)
         finished = sum(o.status in progress_statuses for o in outcomes)

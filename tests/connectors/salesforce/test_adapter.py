@@ -283,6 +283,33 @@ def test_write_back_errors_roll_back(sandbox: SalesforceSandbox, crm: Salesforce
         crm.write_back(ids["opportunity_id"], {"nothing": "known"})
 
 
+def test_account_status_is_written_once_and_a_replay_writes_nothing(
+    sandbox: SalesforceSandbox, recorded_crm: SalesforceCrm, recorder: Recorder
+) -> None:
+    from datetime import date as day
+
+    from q2c.canonical.money import Money
+    from q2c.flows.ports import AccountStatus
+
+    ids = seed_deal(sandbox)
+    status = AccountStatus(
+        status="Open Balance",
+        open_balance=Money.of("1500.00", "USD"),
+        unapplied_credit=Money.of("0.00", "USD"),
+        last_payment_on=day(2026, 12, 20),
+    )
+    recorded_crm.update_account_status(ids["account_id"], status)
+    account = sandbox.state.get("Account", ids["account_id"])
+    assert (account["AR_Status__c"], account["Open_Balance__c"],
+            account["Last_Payment_Date__c"]) == ("Open Balance", Decimal("1500.00"),
+                                                  day(2026, 12, 20))
+    stamp = account["SystemModstamp"]
+    recorder.exchanges.clear()
+    recorded_crm.update_account_status(ids["account_id"], status)
+    assert [c for c in recorder.calls() if not c.startswith("GET")] == []
+    assert sandbox.state.get("Account", ids["account_id"])["SystemModstamp"] == stamp
+
+
 # --- closed_won_since -----------------------------------------------------------------------------
 
 

@@ -29,6 +29,11 @@ from q2c.connectors.netsuite.reference import (
     tax_code_from_row,
 )
 from q2c.connectors.netsuite.session import SYSTEM, NetSuiteSession
+from q2c.connectors.netsuite.statements import (
+    AR_TRANSACTIONS_QUERY,
+    customers_query,
+    statements_from_rows,
+)
 from q2c.connectors.netsuite.transactions import (
     erp_invoice_from_record,
     erp_payment_from_record,
@@ -39,6 +44,7 @@ from q2c.connectors.netsuite.transactions import (
 )
 from q2c.errors import FatalError, MappingMissingError, Q2CError, ValidationError
 from q2c.flows.ports import (
+    ArCustomerStatement,
     ErpInvoice,
     ErpPayment,
     ErpRecordRef,
@@ -104,6 +110,33 @@ class NetSuiteAccounting(NetSuiteSession):
             raise self._explain_refused_application(refused, body, payment) from refused
         record = self.read_record("customerPayment", erp_id)
         return erp_payment_from_record(record, payment.amount.currency)
+
+    # --- ArStatementPort -------------------------------------------------------------------
+
+    def ar_statements(self, subsidiary: str) -> list[ArCustomerStatement]:
+        """Customers of the subsidiary with their invoices and balance, as NetSuite has them."""
+        try:
+            customers = list(self.query(customers_query(subsidiary)))
+        except ValueError as exc:
+            raise MappingMissingError(
+                f"Subsidiary '{subsidiary}' is not a NetSuite subsidiary internal id",
+                detail=str(exc),
+                field="subsidiary",
+                system=SYSTEM,
+            ) from exc
+        return statements_from_rows(
+            customers, self.query(AR_TRANSACTIONS_QUERY), self._currency_code_or_fail
+        )
+
+    def _currency_code_or_fail(self, currency_id: str) -> str:
+        code = self._currency_code(currency_id)
+        if code is None:
+            raise FatalError(
+                f"NetSuite currency {currency_id} has no ISO code q2c can name",
+                detail=f"currency internal id {currency_id!r}",
+                system=SYSTEM,
+            )
+        return code
 
     # --- JournalPort -----------------------------------------------------------------------
 

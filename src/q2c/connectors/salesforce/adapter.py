@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -28,7 +29,7 @@ from q2c.connectors.salesforce.ids import KEY_PREFIXES, normalize_id
 from q2c.connectors.salesforce.proposal import build_proposal, closed_won_event
 from q2c.connectors.salesforce.wire import dumps, loads, parse_datetime, soql_datetime
 from q2c.errors import ConfigError, NotFoundError, ValidationError
-from q2c.flows.ports import ClosedWonPage
+from q2c.flows.ports import AccountStatus, ClosedWonPage
 
 __all__ = ["ERP_ID_FIELDS", "SalesforceCrm", "UpsertResult", "connect_salesforce", "soql_quote"]
 
@@ -203,6 +204,32 @@ class SalesforceCrm:
         if subrequests:
             self.composite(subrequests, all_or_none=True)
 
+    def update_account_status(self, account_id: str, status: AccountStatus) -> None:
+        """Receivable status on the account; only the fields that differ are written, so a
+        replay changes nothing (not even LastModifiedDate)."""
+        record_id = self._record_id(account_id, "Account")
+        desired: dict[str, Any] = {
+            "AR_Status__c": status.status,
+            "Open_Balance__c": status.open_balance.amount,
+            "Unapplied_Credit__c": status.unapplied_credit.amount,
+            "Last_Payment_Date__c": (
+                status.last_payment_on.isoformat() if status.last_payment_on else None
+            ),
+        }
+        current = self.get("Account", record_id, list(desired))
+        changes = {
+            name: value
+            for name, value in desired.items()
+            if not _same_value(current.get(name), value)
+        }
+        if changes:
+            self.rest.request(
+                "PATCH",
+                f"{self.base}/sobjects/Account/{quote(record_id, safe='')}",
+                content=dumps(changes),
+                headers={"Content-Type": "application/json"},
+            )
+
     # --- general REST helpers (also used by the conformance harness and the demo) -----------
 
     def query_all(self, soql: str) -> list[dict[str, Any]]:
@@ -368,3 +395,10 @@ def connect_salesforce(
         recorder=recorder,
     )
     return SalesforceCrm(rest, api_version=api_version)
+
+
+def _same_value(current: Any, desired: Any) -> bool:
+    """Currency fields come back as JSON numbers (parsed as Decimal or int): 5 == 5.00."""
+    if isinstance(desired, Decimal) and isinstance(current, int | Decimal):
+        return Decimal(current) == desired
+    return bool(current == desired)

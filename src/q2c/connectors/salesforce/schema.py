@@ -297,6 +297,11 @@ SCHEMA: dict[str, SObjectDef] = {
             _text("Legal_Entity__c", "Legal Entity", 40),
             *_ERP_IDS,
             _text("Q2C_External_Id__c", "Q2C External Id", 80, external_id=True, unique=True),
+            # receivable status q2c keeps on the account (payment-to-ledger)
+            _pick("AR_Status__c", "AR Status", ("Current", "Open Balance", "Credit")),
+            _num("Open_Balance__c", "Open Balance", "currency", 18, 2),
+            _num("Unapplied_Credit__c", "Unapplied Credit", "currency", 18, 2),
+            FieldDef("Last_Payment_Date__c", "Last Payment Date", "date"),
         ),
         _object(
             "Opportunity",

@@ -23,7 +23,12 @@ from q2c.flows.ports import ErpRecordRef
 __all__ = ["DEFAULT_CONFIRMED_WARNINGS", "TrytonBase"]
 
 SYSTEM = "tryton"
-DEFAULT_CONFIRMED_WARNINGS = frozenset({"invoice_taxes", "invoice_payment_term"})
+# Warnings a clerk confirms because q2c already decided: the taxes are the ones q2c mapped
+# (not the product's defaults), the due date is the billing document's, and so is the invoice
+# date - a billing run closing a period early (document dated at period end) issues it ahead.
+DEFAULT_CONFIRMED_WARNINGS = frozenset(
+    {"invoice_taxes", "invoice_payment_term", "invoice_date_future"}
+)
 T = TypeVar("T")
 
 
@@ -45,6 +50,7 @@ class TrytonBase:
         self._currency_ids: dict[str, int] = {}
         self._country_ids: dict[str, int] = {}
         self._company_currency: dict[int, str] = {}
+        self._unit_digit_cache: dict[int, int] = {}
 
     # --- company and currencies ------------------------------------------------------------
 

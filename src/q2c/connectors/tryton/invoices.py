@@ -20,11 +20,14 @@ from q2c.canonical.money import Money
 from q2c.connectors.tryton.base import TrytonBase
 from q2c.connectors.tryton.payloads import (
     amount_in,
+    invoice_line_figures,
     line_tax_amounts,
     mapped,
 )
 from q2c.errors import BusinessFixError, NotFoundError, ValidationError
 from q2c.flows.ports import (
+    ArCustomerStatement,
+    ArInvoiceSummary,
     ErpInvoice,
     ErpInvoiceLine,
     ErpRecordRef,
@@ -132,6 +135,55 @@ class TrytonInvoices(TrytonBase):
         )
         return Money(Decimal(row["receivable"] or 0), self.company_currency(company))
 
+    def ar_statements(self, subsidiary: str) -> list[ArCustomerStatement]:
+        """Parties with a posted customer invoice or a receivable balance in the company, with
+        Tryton's own totals, amounts to pay and party receivable (unapplied credit included)."""
+        company = self.company_for(subsidiary)
+        ctx = {"company": company}
+        rows = self.rpc.search_read(
+            "account.invoice",
+            [["type", "=", "out"], ["company", "=", company], ["state", "in", list(DONE)]],
+            ["party", "reference", "number", "currency.code", "total_amount", "amount_to_pay"],
+            order=[("id", "ASC")],
+            context=ctx,
+        )
+        invoices: dict[int, list[ArInvoiceSummary]] = {}
+        for row in rows:
+            currency = str(row["currency."]["code"])
+            invoices.setdefault(int(row["party"]), []).append(
+                ArInvoiceSummary(
+                    erp_id=str(row["id"]),
+                    external_id=str(row["reference"] or ""),
+                    number=str(row["number"] or ""),
+                    total=Money(Decimal(row["total_amount"]), currency),
+                    amount_remaining=Money(Decimal(row["amount_to_pay"] or 0), currency),
+                )
+            )
+        owing = self.rpc.search("party.party", [["receivable", "!=", 0]], context=ctx)
+        parties = sorted(set(invoices) | {int(p) for p in owing})
+        if not parties:
+            return []
+        names = self.rpc.read("party.party", parties, ["name", "receivable"], context=ctx)
+        external = {
+            int(row["party"]): str(row["code"])
+            for row in self.rpc.search_read(
+                "party.identifier",
+                [["party", "in", parties], ["type", "=", None]],
+                ["party", "code"],
+            )
+        }
+        currency = self.company_currency(company)
+        return [
+            ArCustomerStatement(
+                customer_erp_id=str(row["id"]),
+                name=str(row["name"]),
+                external_id=external.get(int(row["id"])),
+                balance=Money(Decimal(row["receivable"] or 0), currency),
+                invoices=invoices.get(int(row["id"]), []),
+            )
+            for row in names
+        ]
+
     def _invoices_by_reference(self, external_id: str, company: int) -> dict[str, Any] | None:
         rows = self.rpc.search_read(
             "account.invoice",
@@ -187,14 +239,24 @@ class TrytonInvoices(TrytonBase):
                 [mapped(refs.tax_codes, line.tax_code, "Tax code", where)] if line.tax_code else []
             )
             filled = self._line_defaults(product, party, company, currency)
+            quantity, unit_price, as_billed = invoice_line_figures(
+                line.quantity,
+                amount_in(line.unit_price, invoice.currency, f"{where} price"),
+                amount_in(line.amount, invoice.currency, f"{where} amount"),
+                unit_digits=self._unit_digits(int(filled["unit"])),
+                exponent=Money.zero(invoice.currency).exponent,
+            )
+            description = line.description or line.service_item
+            if not as_billed:
+                description += f" ({line.quantity} at {line.unit_price})"
             lines.append(
                 {
                     "type": "line",
                     "product": product,
-                    "description": line.description or line.service_item,
-                    "quantity": line.quantity,
+                    "description": description,
+                    "quantity": quantity,
                     "unit": filled["unit"],
-                    "unit_price": amount_in(line.unit_price, invoice.currency, f"{where} price"),
+                    "unit_price": unit_price,
                     "account": filled["account"],
                     "taxes": [["add", taxes]],
                 }
@@ -213,6 +275,13 @@ class TrytonInvoices(TrytonBase):
             "description": refs.memo or (f"Invoice {invoice.number}" if invoice.number else ""),
             "lines": [["create", lines]],
         }
+
+    def _unit_digits(self, unit: int) -> int:
+        """Decimals Tryton allows in a quantity of ``unit`` (product.uom digits)."""
+        if unit not in self._unit_digit_cache:
+            (row,) = self.rpc.read("product.uom", [unit], ["digits"])
+            self._unit_digit_cache[unit] = int(row["digits"])
+        return self._unit_digit_cache[unit]
 
     def _line_defaults(
         self, product: int, party: int, company: int, currency: int

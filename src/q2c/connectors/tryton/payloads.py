@@ -35,6 +35,7 @@ __all__ = [
     "duration_from",
     "has_marker",
     "hours_from",
+    "invoice_line_figures",
     "like_marker",
     "line_tax_amounts",
     "mapped",
@@ -63,6 +64,7 @@ TAX_ID_TYPES = {
     "SG": "sg_uen",
 }
 HOUR = Decimal("0.000001")  # delivery quantities are exact to 1/1,000,000 of an hour
+PRICE_DIGITS = 4  # account.invoice.line.unit_price: Tryton's [product] price_decimal default
 
 
 def check_external_id(external_id: str) -> str:
@@ -192,3 +194,26 @@ def line_tax_amounts(
         for line_id, share in shares.items():
             per_line[line_id] += share
     return per_line
+
+
+def invoice_line_figures(
+    quantity: Decimal, unit_price: Decimal, amount: Decimal, *, unit_digits: int, exponent: Decimal
+) -> tuple[Decimal, Decimal, bool]:
+    """(quantity, unit price, as billed?) for a Tryton invoice line whose amount must be
+    exactly the billing document's ``amount``.
+
+    Tryton computes a line's amount as round(quantity x unit price) (half-even, currency
+    digits) and refuses a quantity with more decimals than its unit has (hour: 2, unit: 0) or
+    a price with more than ``PRICE_DIGITS``. Billed lines do not always fit: 0.7161 h left under
+    a not-to-exceed cap, graduated usage tiers (amount is not quantity x one price), prorated
+    fees. Those go as one unit at the line amount (``as billed`` False: the caller names the
+    billed quantity and price in the description), so the ledger still gets the exact amount.
+    """
+    fits = (
+        quantity == quantity.quantize(Decimal(1).scaleb(-unit_digits))
+        and unit_price == unit_price.quantize(Decimal(1).scaleb(-PRICE_DIGITS))
+        and (quantity * unit_price).quantize(exponent, rounding=ROUND_HALF_EVEN) == amount
+    )
+    if fits:
+        return quantity, unit_price, True
+    return Decimal(1), amount, False

@@ -117,7 +117,8 @@ class _Cached:
 class TrytonServer:
     """A Tryton database and a ``trytond`` process serving it on 127.0.0.1.
 
-    ``with TrytonServer() as server: erp = server.erp()`` - SQLite by default; with
+    ``with TrytonServer() as server: erp = server.erp()`` - SQLite by default, on a free port
+    unless ``port`` is given; with
     ``backend="postgresql"`` a database of its own (``q2c_<random>``) on ``postgres_uri``,
     dropped at stop. ``use_cache=False`` forces a fresh initialisation (and refreshes the
     cache). ``server.setup`` holds the ids ``provision`` created (company, accounts, taxes,
@@ -137,6 +138,7 @@ class TrytonServer:
         database: str | None = None,
         session_timeout: int = 300,
         today: dt.date | None = None,
+        port: int = 0,
     ) -> None:
         self.backend: Backend = backend
         self.modules = tuple(modules)
@@ -153,6 +155,7 @@ class TrytonServer:
         self.username = ADMIN_LOGIN
         self.password = ""
         self.port = 0
+        self.requested_port = port  # 0: a free one (``q2c sandbox tryton --port`` sets it)
         self.timings = ServerTimings()
         self.call_stats = CallStats()
         self._setup: TrytonSetup | None = None
@@ -407,8 +410,9 @@ class TrytonServer:
         where.mkdir(parents=True, exist_ok=True)
         log = where / "trytond.log"
         last_error = ""
-        for _attempt in range(3):
-            self.port = free_port()
+        fixed = self.requested_port if workdir is None else 0  # building a cache: any port
+        for _attempt in range(1 if fixed else 3):
+            self.port = fixed or free_port()
             conf = where / "trytond.conf"
             conf.write_text(self._config(db_dir, self.port))
             command = [sys.executable, "-m", "trytond.cli", "-c", str(conf), "-d", name]

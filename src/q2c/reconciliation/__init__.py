@@ -1,0 +1,1 @@
+"""Reconciliation logic: pure comparisons of what two systems hold, no I/O."""
