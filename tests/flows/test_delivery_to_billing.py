@@ -395,3 +395,44 @@ def test_a_parked_entry_from_a_batch_replays_alone_once_its_fix_is_in(world):
     [invoice] = world.billing.invoices.values()
     assert sorted(line.amount.amount for line in invoice.lines) == [Decimal("52.00"),
                                                                      Decimal("200.00")]
+
+
+def test_past_the_platforms_line_limit_expenses_pool_into_one_line_per_kind(world):
+    world.billing.max_invoice_lines = 5
+    contract = world.seed_contract("700")
+    expenses = [
+        expense(f"ex-{n}", "700", date(2026, 11, 3 + n % 20), usd(f"{10 + n}.25"))
+        for n in range(12)
+    ]
+    world.deliver(time_entry("te-1", "700", date(2026, 11, 3), "2"), *expenses)
+    world.run()
+    world.bill(contract, NOV)
+    world.run()
+    assert world.statuses(RUN) == {"completed": 1}
+    [invoice] = world.billing.invoices.values()
+    assert len(invoice.lines) == 2  # the time line, and one pooled expense line
+    pooled = next(line for line in invoice.lines if "12 items" in line.description)
+    expected = sum(Decimal(f"{10 + n}.25") for n in range(12))
+    assert (pooled.quantity, pooled.amount) == (Decimal(1), usd(str(expected)))
+    assert invoice.total == usd(str(expected + 400))
+    # every expense still knows what it billed and on which line
+    row = world.billable.inclusion("ex-3")
+    assert (row["status"], row["billed_amount"]) == ("billed", "13.25")
+
+
+def test_a_run_still_over_the_line_limit_is_parked_not_split(world):
+    world.billing.max_invoice_lines = 1
+    contract = world.seed_contract("701")
+    world.deliver(
+        time_entry("te-1", "701", date(2026, 11, 3), "2"),
+        time_entry("te-2", "701", date(2026, 11, 3), "2", role="Junior",
+                   service_item="CONSULT-JR"),
+    )
+    world.run()
+    world.bill(contract, NOV)
+    world.run()
+    [parked] = world.open_exceptions()
+    assert "has 2 invoice lines even after consolidation" in parked.message
+    assert "at most 1 per invoice" in parked.message
+    assert world.billing.invoices == {}
+    assert world.billable.status_counts() == {"ready": 2}

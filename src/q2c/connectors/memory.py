@@ -203,6 +203,7 @@ class InMemoryBilling:
     line at the rate the line carries (``metadata['q2c_tax_rate']``), half-up."""
 
     system: str = "billing"
+    max_invoice_lines: int | None = None
     customers: dict[str, str] = field(default_factory=dict)  # external id -> billing id
     items: dict[str, dict[str, Any]] = field(default_factory=dict)  # external id -> item
     invoices: dict[str, Invoice] = field(default_factory=dict)
@@ -246,6 +247,13 @@ class InMemoryBilling:
         self.item_calls += 1
         if invoice_id in self.invoices:
             raise ValidationError(f"Invoice {invoice_id} is finalized; items cannot be added")
+        on_invoice = sum(1 for item in self.items.values() if item["invoice"] == invoice_id)
+        new = sum(1 for line in lines if line.external_id not in self.items)
+        if self.max_invoice_lines is not None and on_invoice + new > self.max_invoice_lines:
+            raise ValidationError(
+                f"Invoice {invoice_id} would have {on_invoice + new} items; at most "
+                f"{self.max_invoice_lines} are allowed"
+            )
         for line in lines:
             self.items.setdefault(
                 line.external_id,

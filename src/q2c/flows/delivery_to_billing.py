@@ -605,6 +605,20 @@ def _merged(group: list[RatedLine]) -> RatedLine:
     first = group[0]
     if len(group) == 1:
         return first
+    if first.kind is not BillingEventKind.TIME:  # pooled items of differing prices
+        amount = Money.total((line.amount for line in group), first.currency)
+        return RatedLine(
+            billing_event_ids=tuple(i for line in group for i in line.billing_event_ids),
+            contract_id=first.contract_id,
+            kind=first.kind,
+            description=f"{_KIND_WORDS[first.kind]}s: {first.service_item} ({len(group)} items)",
+            service_item=first.service_item,
+            quantity=Decimal(1),  # at the summed amount: quantity times price is the amount
+            unit_price=amount,
+            amount=amount,
+            work_date=max(line.work_date for line in group),
+            tax_code=first.tax_code,
+        )
     return RatedLine(
         billing_event_ids=tuple(i for line in group for i in line.billing_event_ids),
         contract_id=first.contract_id,
@@ -619,6 +633,35 @@ def _merged(group: list[RatedLine]) -> RatedLine:
         rate_card_version=first.rate_card_version,
         tax_code=first.tax_code,
     )
+
+
+def _within_line_limit(
+    groups: list[list[RatedLine]], limit: int | None, *, contract: Contract, billing: str
+) -> list[list[RatedLine]]:
+    """A billing platform's cap on lines per invoice (Stripe: 250): past it, single lines of
+    one kind, service item and tax code (expenses, usage, milestones) become one line each;
+    if the invoice is still too long, the run is parked rather than split silently."""
+    if limit is None or len(groups) <= limit:
+        return groups
+    kept: list[list[RatedLine]] = []
+    pooled: dict[tuple[Any, ...], list[RatedLine]] = {}
+    for group in groups:
+        first = group[0]
+        if _group_key(first)[0] == "single" and first.kind is not BillingEventKind.TIME:
+            pooled.setdefault((first.kind, first.service_item, first.tax_code), []).extend(group)
+        else:
+            kept.append(group)
+    consolidated = kept + list(pooled.values())
+    if len(consolidated) > limit:
+        raise BusinessFixError(
+            f"Contract {contract.number}'s billing run has {len(consolidated)} invoice lines "
+            f"even after consolidation; {billing} accepts at most {limit} per invoice",
+            suggested_fix="Bill this contract more often (a shorter billing period), or "
+            "consolidate its rates, then replay the billing run.",
+            field="lines",
+            system=billing,
+        )
+    return consolidated
 
 
 def _grouped(lines: Iterable[RatedLine]) -> list[list[RatedLine]]:
@@ -647,7 +690,12 @@ def rate(context: StepContext) -> dict[str, Any]:
     other_held = [h for h in rating.outcome.held if h not in cap_held] + rating.not_billed
     lines: list[dict[str, Any]] = []
     if rating.outcome.lines:
-        groups = _grouped(rating.outcome.lines)
+        groups = _within_line_limit(
+            _grouped(rating.outcome.lines),
+            getattr(services.billing, "max_invoice_lines", None),
+            contract=contract,
+            billing=services.billing.system,
+        )
         # tax per invoice line, as the billing platform and the ERP compute it
         default_code = contract.billing_terms.tax_code
         taxed = apply_tax(
@@ -669,7 +717,7 @@ def rate(context: StepContext) -> dict[str, Any]:
                     "service_item": first.service_item,
                     "kind": first.kind.value,
                     "quantity": str(line.line.quantity),
-                    "unit_price": first.unit_price.as_json(),
+                    "unit_price": line.line.unit_price.as_json(),
                     "amount": line.line.amount.as_json(),
                     "tax_code": line.tax_code,
                     "tax_rate": str(line.tax_rate),

@@ -58,6 +58,7 @@ class StripeBilling:
     """The billing port for one Stripe account."""
 
     system = SYSTEM
+    max_invoice_lines = 250  # Stripe refuses a 251st invoice item (changelog 2016-02-22)
 
     def __init__(self, api: StripeRest, *, default_legal_entity: str = "") -> None:
         self.api = api

@@ -25,7 +25,7 @@ from q2c.connectors.stripe.api import (
     string,
     string_list,
 )
-from q2c.connectors.stripe.invoicing import attach_line, not_editable, recompute
+from q2c.connectors.stripe.invoicing import attach_line, check_room, not_editable, recompute
 from q2c.connectors.stripe.objects import deleted
 from q2c.connectors.stripe.state import StripeState
 from q2c.connectors.stripe.wire import StripeApiError
@@ -112,6 +112,7 @@ def create_item(call: Call) -> dict[str, Any]:
                 "The invoice item's customer and currency must match the invoice's.",
                 param="invoice",
             )
+        check_room(state, invoice)
     metadata = merge_metadata({}, params.get("metadata"))
     item = objects.invoice_item(
         state.new_id("ii"),

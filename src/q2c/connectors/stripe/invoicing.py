@@ -40,7 +40,9 @@ from q2c.connectors.stripe.state import StripeState, public_line
 from q2c.connectors.stripe.wire import StripeApiError
 
 __all__ = [
+    "MAX_INVOICE_ITEMS",
     "attach_line",
+    "check_room",
     "finalize",
     "line_taxes",
     "new_draft",
@@ -127,8 +129,22 @@ def recompute(state: StripeState, invoice: dict[str, Any]) -> None:
         invoice["period_end"] = max(line["period"]["end"] for line in lines)
 
 
+# Stripe refuses a 251st invoice item on one invoice (API changelog 2016-02-22)
+MAX_INVOICE_ITEMS = 250
+
+
+def check_room(state: StripeState, invoice: dict[str, Any], adding: int = 1) -> None:
+    if len(state.invoice_lines.get(invoice["id"], [])) + adding > MAX_INVOICE_ITEMS:
+        raise StripeApiError(
+            400,
+            f"You cannot add more than {MAX_INVOICE_ITEMS} invoice items to an invoice.",
+            param="invoice",
+        )
+
+
 def attach_line(state: StripeState, invoice: dict[str, Any], item: dict[str, Any]) -> None:
     """Put a pending invoice item on a draft invoice as a line item."""
+    check_room(state, invoice)
     item["invoice"] = invoice["id"]
     line = objects.line_item(
         state.new_id("il"),
@@ -254,12 +270,23 @@ def create_invoice(call: Call) -> dict[str, Any]:
         )
     code = currency(params) or customer["currency"] or "usd"
     with state.lock:
+        pending = [
+            state.objects[item_id]
+            for item_id in state.items_by_customer.get(customer["id"], [])
+            if behavior == "include"
+            and state.objects[item_id]["invoice"] is None
+            and state.objects[item_id]["currency"] == code
+        ]
+        if len(pending) > MAX_INVOICE_ITEMS:  # refused before anything is created
+            raise StripeApiError(
+                400,
+                f"You cannot add more than {MAX_INVOICE_ITEMS} invoice items to an invoice "
+                f"(the customer has {len(pending)} pending).",
+                param="pending_invoice_items_behavior",
+            )
         invoice = new_draft(call, customer, str(code), params)
-        if behavior == "include":
-            for item_id in state.items_by_customer.get(customer["id"], []):
-                item = state.objects[item_id]
-                if item["invoice"] is None and item["currency"] == code:
-                    attach_line(state, invoice, item)
+        for item in pending:
+            attach_line(state, invoice, item)
         if customer["currency"] is None:
             customer["currency"] = code
         recompute(state, invoice)
