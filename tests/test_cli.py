@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
+import pytest
 from typer.testing import CliRunner
 
 from q2c.cli import app
@@ -77,3 +83,106 @@ def test_bad_config_names_the_key(tmp_path):
     result = runner.invoke(app, ["replay", "--config", str(config)])
     assert result.exit_code == 2
     assert "legal_entities" in result.output
+
+
+def test_demo_refuses_an_erp_it_has_no_demo_for(tmp_path):
+    result = runner.invoke(app, ["demo", "--erp", "sap", "--workdir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--erp: no demo for 'sap'" in result.output
+    both = runner.invoke(app, ["demo", "--erp", "tryton", "--only", "opportunity-to-project",
+                               "--workdir", str(tmp_path)])
+    assert both.exit_code == 2
+    assert "with --only opportunity-to-project" in both.output
+
+
+def test_sandbox_refuses_an_unknown_sandbox(tmp_path):
+    result = runner.invoke(app, ["sandbox", "sap", "--credentials-out", str(tmp_path / "c.json")])
+    assert result.exit_code == 2
+    assert "unknown sandbox 'sap'" in result.output
+
+
+@pytest.mark.integration
+def test_sandbox_tryton_serves_a_tryton_that_answers_a_json_rpc_login(tmp_path):
+    credentials = tmp_path / "tryton.json"
+    log = (tmp_path / "sandbox.log").open("wb")
+    command = [sys.executable, "-m", "q2c.cli", "sandbox", "tryton",
+               "--credentials-out", str(credentials)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    trytond_pid = None
+    try:
+        deadline = time.monotonic() + 180  # the first run on a machine builds the cache
+        while not credentials.exists():
+            assert process.poll() is None, (tmp_path / "sandbox.log").read_text()
+            assert time.monotonic() < deadline, "q2c sandbox tryton did not come up"
+            time.sleep(0.2)
+        served = json.loads(credentials.read_text())
+        trytond_pid = served["pid"]
+        assert served["base_url"].startswith("http://127.0.0.1:")
+        assert credentials.stat().st_mode & 0o077 == 0  # the password is for the owner only
+        login = httpx.post(
+            served["rpc_url"],
+            json={"id": 1, "method": "common.db.login",
+                  "params": [served["username"], {"password": served["password"]}, "en"]},
+            timeout=30,
+        )
+        assert login.status_code == 200, login.text
+        user_id, session_key = login.json()["result"][:2]
+        assert isinstance(user_id, int) and session_key
+        wrong = httpx.post(
+            served["rpc_url"],
+            json={"id": 2, "method": "common.db.login",
+                  "params": [served["username"], {"password": "not-it"}, "en"]},
+            timeout=30,
+        )
+        assert wrong.status_code == 401  # it really checks the password
+        printed = (tmp_path / "sandbox.log").read_text()
+        assert served["base_url"] in printed and served["database"] in printed
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+    assert process.returncode == 0
+    with pytest.raises(ProcessLookupError):  # trytond was stopped with the command
+        os.kill(trytond_pid, 0)
+
+
+def test_reconcile_without_a_migration_is_a_clear_config_error(tmp_path):
+    config = tmp_path / "q2c.yaml"
+    config.write_text(
+        "version: 1\n"
+        f"store: {{url: 'sqlite:///{tmp_path / 'hub.db'}'}}\n"
+        "legal_entities: [{code: US01, name: US, country: US, base_currency: USD}]\n"
+        "systems:\n"
+        "  netsuite: {vendor: netsuite, roles: [erp], sandbox: true}\n"
+    )
+    result = runner.invoke(app, ["reconcile", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "erp_migration" in result.output
+
+
+def test_reconcile_prints_each_difference_and_exits_1(monkeypatch):
+    from q2c.canonical.money import Money
+    from q2c.flows import erp_reconciliation
+    from q2c.flows.ports import ArCustomerStatement, ArInvoiceSummary
+    from q2c.reconciliation.erp_ar import Side, compare_receivables
+
+    usd = Money.of("2000.00", "USD")
+    legacy = [ArCustomerStatement("10", "Acme", "k-1", usd,
+                                  [ArInvoiceSummary("1", "q2c-inv-a", "N-1", usd, usd)])]
+    target = [ArCustomerStatement("7", "Acme", "k-1", Money.of("0.00", "USD"), [])]
+    report = compare_receivables("US01", Side("netsuite", "NetSuite", "legacy"),
+                                 Side("tryton", "Tryton", "target"), legacy, target, {"10": "7"})
+    monkeypatch.setattr("q2c.bootstrap.bootstrap", lambda config: _NoHub())
+    monkeypatch.setattr(erp_reconciliation, "reconcile_erp_migration",
+                        lambda hub, legal_entities=None: [report])
+    monkeypatch.setattr("q2c.cli._config", lambda path: None)
+    result = runner.invoke(app, ["reconcile"])
+    assert result.exit_code == 1
+    assert "Acme" in result.output and "2,000.00" in result.output
+    as_json = runner.invoke(app, ["reconcile", "--json"])
+    assert json.loads(as_json.output)[0]["matched"] is False
+
+
+class _NoHub:
+    def close(self) -> None:
+        pass

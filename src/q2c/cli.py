@@ -227,6 +227,40 @@ def replay(
     console.print(table)
 
 
+@app.command()
+def reconcile(
+    config: ConfigOption = None,
+    legal_entity: Annotated[
+        list[str] | None, typer.Option("--legal-entity", help="Only these (repeatable)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """ERP migration parallel run: compare both ERPs' receivables per customer, read back from
+    each ERP. Exits 1 when any difference is found."""
+    from q2c.bootstrap import bootstrap
+    from q2c.flows.erp_reconciliation import reconcile_erp_migration
+
+    try:
+        hub = bootstrap(_config(config))
+    except Q2CError as error:
+        _fail(error)
+        return
+    try:
+        reports = reconcile_erp_migration(hub, legal_entities=legal_entity or None)
+    except Q2CError as error:
+        _fail(error)
+        return
+    finally:
+        hub.close()
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in reports], indent=2, default=str))
+    else:
+        for report in reports:
+            for line in report.lines():
+                console.print(line)
+    raise typer.Exit(0 if all(r.matched for r in reports) else 1)
+
+
 @exceptions_app.command("list")
 def exceptions_list(config: ConfigOption = None, status: str = "open") -> None:
     """List parked transactions with their business message and suggested fix."""
@@ -282,17 +316,33 @@ def contracts_check(
 
 @app.command()
 def sandbox(
+    system: Annotated[
+        str,
+        typer.Argument(help="'vendors' (Salesforce and NetSuite emulators) or 'tryton' (a real "
+                            "Tryton server from the cached database)"),
+    ] = "vendors",
     host: str = "127.0.0.1",
     salesforce_port: int = 8101,
     netsuite_port: int = 8102,
-    credentials_out: Annotated[Path, typer.Option(help="Where to write credentials and ids")] = (
-        Path(".q2c/sandbox.json")
-    ),
+    port: Annotated[int, typer.Option(help="Tryton's port (0: a free one)")] = 0,
+    credentials_out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write credentials and ids "
+                          "(default .q2c/sandbox.json, .q2c/tryton.json for Tryton)"),
+    ] = None,
     seed_deals: Annotated[int, typer.Option(help="Closed-won deals to seed in Salesforce")] = 0,
 ) -> None:
-    """Serve the Salesforce and NetSuite emulators over HTTP on loopback until stopped."""
+    """Serve sandboxes on loopback until stopped: the Salesforce and NetSuite emulators, or
+    (``q2c sandbox tryton``) a managed Tryton server."""
+    if system == "tryton":
+        _serve_tryton(port, credentials_out or Path(".q2c/tryton.json"))
+        return
+    if system != "vendors":
+        _fail(ConfigError(f"q2c sandbox: unknown sandbox {system!r}",
+                          suggested_fix="Use 'q2c sandbox' or 'q2c sandbox tryton'."))
     from q2c.sandbox_server import serve_sandboxes
 
+    credentials_out = credentials_out or Path(".q2c/sandbox.json")
     console.print(
         f"Salesforce on http://{host}:{salesforce_port}, NetSuite on "
         f"http://{host}:{netsuite_port}; credentials in {credentials_out}"
@@ -304,6 +354,24 @@ def sandbox(
         credentials_out=credentials_out,
         seed_deals=seed_deals,
     )
+
+
+def _serve_tryton(port: int, credentials_out: Path) -> None:
+    from q2c.sandbox_server import serve_tryton
+
+    def announce(served: dict[str, Any]) -> None:
+        console.print(
+            f"Tryton on {served['base_url']} (JSON-RPC {served['rpc_url']}), database "
+            f"{served['database']}, user {served['username']} password {served['password']}; "
+            f"credentials and setup ids in {credentials_out}. Ctrl-C stops it.",
+            soft_wrap=True,
+        )
+
+    console.print("Starting Tryton from the cached database (the first run builds it, ~1 min)")
+    try:
+        serve_tryton(port=port, credentials_out=credentials_out, announce=announce)
+    except Q2CError as error:
+        _fail(error)
 
 
 @app.command()

@@ -257,10 +257,7 @@ def _kantata(
     recorder: ExchangeRecorder | None,
     bucket: TokenBucket | None,
 ) -> Any:
-    from q2c.connectors.kantata.adapter import (
-        connect_kantata,
-        connect_kantata_client_credentials,
-    )
+    from q2c.connectors.kantata.adapter import connect_kantata
 
     if system.sandbox:
         from q2c.connectors.kantata.sandbox import KantataSandbox
@@ -291,7 +288,7 @@ def _kantata(
             bucket=bucket,
         )
     if auth.flow == "client_credentials":
-        return connect_kantata_client_credentials(
+        return connect_kantata(
             client,
             client_id=auth.secret("client_id").get_secret_value(),
             client_secret=auth.secret("client_secret").get_secret_value(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from q2c.connectors.kantata import connect_kantata, connect_kantata_client_credentials
+from q2c.connectors.kantata import connect_kantata
 from q2c.connectors.kantata.sandbox import KantataSandbox
 from q2c.connectors.sandbox import Fault
 from q2c.errors import AuthError, RetriableError
@@ -37,7 +37,7 @@ def test_without_the_means_to_renew_a_refused_token_is_fatal(box: KantataSandbox
 
 
 def test_client_credentials_obtain_a_token_first(box: KantataSandbox) -> None:
-    psa = connect_kantata_client_credentials(
+    psa = connect_kantata(
         box.client(),
         client_id=box.client_id,
         client_secret=box.client_secret,
@@ -51,7 +51,7 @@ def test_client_credentials_obtain_a_token_first(box: KantataSandbox) -> None:
 
 
 def test_wrong_client_secret_is_an_auth_error(box: KantataSandbox) -> None:
-    psa = connect_kantata_client_credentials(
+    psa = connect_kantata(
         box.client(), client_id=box.client_id, client_secret="wrong", base_url=box.base_url
     )
 
@@ -84,3 +84,12 @@ def test_token_endpoint_outage_is_retriable(box: KantataSandbox) -> None:
         psa.current_user()
     psa.current_user()
     assert box.token_requests == 1
+
+
+def test_without_a_token_or_client_credentials_the_connection_is_refused_up_front() -> None:
+    import httpx
+
+    from q2c.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="access token, or a client id and secret"):
+        connect_kantata(httpx.Client(), client_id="only-the-id")

@@ -4,7 +4,7 @@ Production code needs only the adapter side, importable from here. The emulated 
 (``KantataSandbox``, ASGI app) lives in ``q2c.connectors.kantata.sandbox`` and is imported
 explicitly by tests, the demo and ``q2c sandbox``.
 
-    adapter.py      KantataPsa (PsaPort), connect_kantata, connect_kantata_client_credentials
+    adapter.py      KantataPsa (PsaPort), connect_kantata (bearer token or client credentials)
     auth.py         httpx.Auth: bearer token, renewed by refresh-token / client-credentials grant
     errors.py       {"errors": [...]} -> q2c.errors
     payloads.py     Kantata records <-> DeliveryRecord / workspace bodies (the mapping rules)
@@ -20,7 +20,6 @@ from q2c.connectors.kantata.adapter import (
     SERVICE_NAME,
     KantataPsa,
     connect_kantata,
-    connect_kantata_client_credentials,
 )
 from q2c.connectors.kantata.auth import KantataAuth
 from q2c.connectors.kantata.errors import translate_error
@@ -35,7 +34,6 @@ __all__ = [
     "KantataPsa",
     "MappingRules",
     "connect_kantata",
-    "connect_kantata_client_credentials",
     "event_id",
     "parse_change_events",
     "translate_error",

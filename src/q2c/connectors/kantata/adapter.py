@@ -44,7 +44,7 @@ from q2c.connectors.kantata.payloads import (
     workspace_body,
 )
 from q2c.connectors.kantata.webhooks import ChangeNotice, parse_change_events
-from q2c.errors import BusinessFixError, FatalError, ValidationError
+from q2c.errors import BusinessFixError, ConfigError, FatalError, ValidationError
 from q2c.flows.ports import DeliveryPage, DeliveryRecord, ErpRecordRef
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
     "SERVICE_NAME",
     "KantataPsa",
     "connect_kantata",
-    "connect_kantata_client_credentials",
 ]
 
 SYSTEM = "kantata"
@@ -334,7 +333,7 @@ def _check_ref(value: str, field: str) -> None:
 def connect_kantata(
     client: httpx.Client,
     *,
-    access_token: str,
+    access_token: str | None = None,
     base_url: str = wire.DEFAULT_BASE_URL,
     recorder: ExchangeRecorder | None = None,
     bucket: TokenBucket | None = None,
@@ -347,7 +346,10 @@ def connect_kantata(
     rules: MappingRules | None = None,
     service_name: str = SERVICE_NAME,
 ) -> KantataPsa:
-    """A ``KantataPsa`` using an OAuth bearer token (renewed on 401 when given the means)."""
+    """A ``KantataPsa`` on an OAuth bearer token: the ``access_token`` given (renewed on 401
+    when given the means), or, without one, tokens from the client-credentials grant."""
+    if access_token is None and not (client_id and client_secret):
+        raise ConfigError("Kantata needs an access token, or a client id and secret to get one")
     auth = KantataAuth(
         access_token,
         token_url=token_url or wire.token_url_for(base_url),
@@ -355,61 +357,6 @@ def connect_kantata(
         client_secret=client_secret,
         refresh_token=refresh_token,
     )
-    return _psa(
-        client,
-        auth,
-        base_url,
-        recorder,
-        bucket,
-        page_size=page_size,
-        overlap=overlap,
-        rules=rules,
-        service_name=service_name,
-    )
-
-
-def connect_kantata_client_credentials(
-    client: httpx.Client,
-    *,
-    client_id: str,
-    client_secret: str,
-    base_url: str = wire.DEFAULT_BASE_URL,
-    token_url: str | None = None,
-    recorder: ExchangeRecorder | None = None,
-    bucket: TokenBucket | None = None,
-    page_size: int = wire.MAX_PER_PAGE,
-    overlap: timedelta = DEFAULT_OVERLAP,
-    rules: MappingRules | None = None,
-    service_name: str = SERVICE_NAME,
-) -> KantataPsa:
-    """A ``KantataPsa`` that obtains its tokens with the client-credentials grant."""
-    auth = KantataAuth(
-        None,
-        token_url=token_url or wire.token_url_for(base_url),
-        client_id=client_id,
-        client_secret=client_secret,
-    )
-    return _psa(
-        client,
-        auth,
-        base_url,
-        recorder,
-        bucket,
-        page_size=page_size,
-        overlap=overlap,
-        rules=rules,
-        service_name=service_name,
-    )
-
-
-def _psa(
-    client: httpx.Client,
-    auth: KantataAuth,
-    base_url: str,
-    recorder: ExchangeRecorder | None,
-    bucket: TokenBucket | None,
-    **options: Any,
-) -> KantataPsa:
     rest = RestClient(
         system=SYSTEM,
         client=client,
@@ -418,4 +365,11 @@ def _psa(
         bucket=bucket,
         recorder=recorder,
     )
-    return KantataPsa(rest, base_url=base_url, **options)
+    return KantataPsa(
+        rest,
+        base_url=base_url,
+        page_size=page_size,
+        overlap=overlap,
+        rules=rules,
+        service_name=service_name,
+    )
