@@ -9,9 +9,6 @@ requests (client credentials with HTTP Basic, and the JWT bearer flow built from
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +17,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
-import uvicorn
 from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
@@ -32,6 +28,7 @@ from simple_salesforce.exceptions import (
 
 from q2c.connectors.salesforce import SalesforceSandbox
 from tests.connectors.salesforce.helpers import seed_deal
+from tests.serving import free_port, served_on
 
 pytestmark = pytest.mark.integration
 
@@ -49,31 +46,13 @@ class _ToEmulator(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[SalesforceSandbox, str]]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     sandbox = SalesforceSandbox(page_size=5, min_batch_size=2, instance_url=base, login_url=base)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            sandbox.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield sandbox, base
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_on(sandbox.app, port):
+        yield sandbox, base
 
 
 @pytest.fixture

@@ -8,46 +8,24 @@ idempotency keys are exercised as they are.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import stripe
-import uvicorn
 
 from q2c.connectors.stripe.sandbox import StripeSandbox
+from tests.serving import free_port, served_on
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[StripeSandbox, str]]:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    sandbox = StripeSandbox(base_url=base, seed=5)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            sandbox.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield sandbox, base
-    server.should_exit = True
-    thread.join(timeout=10)
+    port = free_port()
+    sandbox = StripeSandbox(base_url=f"http://127.0.0.1:{port}", seed=5)
+    with served_on(sandbox.app, port) as base:
+        yield sandbox, base
     sandbox.close()
 
 
