@@ -436,3 +436,16 @@ def test_a_run_still_over_the_line_limit_is_parked_not_split(world):
     assert "at most 1 per invoice" in parked.message
     assert world.billing.invoices == {}
     assert world.billable.status_counts() == {"ready": 2}
+
+
+def test_batch_rows_read_back_like_rows_written_one_at_a_time(world, clock):
+    world.seed_contract("604")
+    world.deliver(time_entry("te-single", "604", date(2026, 11, 5), "1"))
+    world.deliver_batch("b1", time_entry("te-batch", "604", date(2026, 11, 5), "1"))
+    world.run()
+    single, batch = world.billable.inclusion("te-single"), world.billable.inclusion("te-batch")
+    assert single is not None and batch is not None
+    for key in ("kind", "contract_id", "project_id", "legal_entity", "work_date", "status"):
+        assert single[key] == batch[key], key
+    assert batch["recorded_at"] == clock() and batch["recorded_at"].tzinfo is not None
+    assert world.billable.ready_for("ctr-604", through=NOV)[1].id == "te-single"
