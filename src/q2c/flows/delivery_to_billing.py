@@ -184,6 +184,20 @@ class DeliveryReferences:
         self._books: dict[str, RateCardBook] = {}
         self._fx: ExchangeRateTable | None = None
 
+    def preload(self, events: Iterable[BillingEvent]) -> None:
+        """Read the projects and contracts of a batch in one query each."""
+        project_ids = {e.project_id for e in events} - set(self._projects)
+        projects = self.hub.records.current_many("project", project_ids, Project)
+        for project_id in project_ids:
+            self._projects[project_id] = projects.get(project_id)
+        contract_ids = {e.contract_id for e in events if e.contract_id} | {
+            p.contract_id for p in projects.values() if p.contract_id
+        }
+        contract_ids -= set(self._contracts)
+        contracts = self.hub.records.current_many("contract", contract_ids, Contract)
+        for contract_id in contract_ids:
+            self._contracts[contract_id] = contracts.get(contract_id)
+
     def project(self, project_id: str) -> Project | None:
         if project_id not in self._projects:
             self._projects[project_id] = self.hub.records.current("project", project_id, Project)
@@ -363,6 +377,7 @@ def intake_batch(context: StepContext) -> StepResult:
     with hub.records.engine.connect() as connection:
         already = hub.billable.recorded_ids_in(connection, [e.id for e in batch.events])
     references = DeliveryReferences(hub)
+    references.preload(e for e in batch.events if e.id not in already)
     passed: list[tuple[BillingEvent, dict[str, Any]]] = []
     refused: list[BillingEvent] = []
     for event in batch.events:

@@ -171,6 +171,30 @@ class MasterRecords:
         row = connection.execute(_CURRENT, {"b_type": object_type, "b_id": canonical_id}).first()
         return None if row is None else model.model_validate(loads(row.data))
 
+    def current_many(
+        self, object_type: str, canonical_ids: Iterable[str], model: type[M]
+    ) -> dict[str, M]:
+        """The highest version of each of ``canonical_ids`` that exists, in one query per
+        500 ids (a batch reads its projects and contracts at once)."""
+        ids = sorted(set(canonical_ids))
+        latest: dict[str, tuple[int, str]] = {}
+        with self.engine.connect() as connection:
+            for start in range(0, len(ids), 500):
+                rows = connection.execute(
+                    select(
+                        master_records.c.canonical_id,
+                        master_records.c.version,
+                        master_records.c.data,
+                    ).where(
+                        master_records.c.object_type == object_type,
+                        master_records.c.canonical_id.in_(ids[start : start + 500]),
+                    )
+                )
+                for r in rows:
+                    if r.canonical_id not in latest or r.version > latest[r.canonical_id][0]:
+                        latest[r.canonical_id] = (r.version, r.data)
+        return {key: model.model_validate(loads(data)) for key, (_v, data) in latest.items()}
+
     def versions(self, object_type: str, canonical_id: str, model: type[M]) -> list[M]:
         with self.engine.connect() as connection:
             rows = connection.execute(
