@@ -37,6 +37,7 @@ from q2c.api.operations import operations_router
 from q2c.api.problems import ApiError, Problem, install_problem_handlers, problem, problem_responses
 from q2c.api.webhooks import webhooks_router
 from q2c.bootstrap import Hub
+from q2c.console import mount_console
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.runtime.jsonutil import loads
 from q2c.runtime.metrics import REGISTRY
@@ -302,6 +303,7 @@ def create_app(
         body = Health(status="ok" if ready else "unavailable", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
+    mount_console(app)  # the operations console under /console
     return app
 
 

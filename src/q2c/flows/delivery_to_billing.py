@@ -461,8 +461,8 @@ def collect(context: StepContext) -> dict[str, Any]:
             f"Contract {contract.number} is suspended; billing is on hold",
             suggested_fix="Reactivate the contract, then replay this billing run.",
         )
-    events = hub.billable.ready_for(contract.id, through=request.period_end)
-    return {"event_ids": [e.id for e in events], "contract_number": contract.number}
+    event_ids = hub.billable.ready_ids_for(contract.id, through=request.period_end)
+    return {"event_ids": event_ids, "contract_number": contract.number}
 
 
 class RetainerBalance(CanonicalModel):

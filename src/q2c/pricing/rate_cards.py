@@ -79,6 +79,10 @@ class RateCardBook:
 
     _versions: dict[str, dict[int, RateCard]] = field(default_factory=dict)
     _used: dict[tuple[str, int], set[date]] = field(default_factory=dict)
+    # rate lookups answered so far: a month of entries asks a few dozen distinct questions
+    _answers: dict[tuple[str, str | None, str | None, date], tuple[RateCardLine, int]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     # --- changes -----------------------------------------------------------------------------
     def add_version(self, card: RateCard) -> None:
@@ -109,6 +113,7 @@ class RateCardBook:
         self._check_overlaps(card, ranges)
         self._check_used_dates_kept(card.id, ranges)
         versions[card.version] = card
+        self._answers.clear()
 
     def _check_overlaps(self, card: RateCard, ranges: list[EffectiveRange]) -> None:
         for earlier, later in pairwise(ranges):
@@ -176,6 +181,17 @@ class RateCardBook:
         self, rate_card_id: str, *, role: str | None, service_item: str | None, on: date
     ) -> tuple[RateCardLine, int]:
         """The rate line for a role / service item on a work date, and the version used."""
+        question = (rate_card_id, role, service_item, on)
+        answer = self._answers.get(question)
+        if answer is None:
+            answer = self._answers[question] = self._rate_for(
+                rate_card_id, role=role, service_item=service_item, on=on
+            )
+        return answer
+
+    def _rate_for(
+        self, rate_card_id: str, *, role: str | None, service_item: str | None, on: date
+    ) -> tuple[RateCardLine, int]:
         card = self.effective_on(rate_card_id, on)
         candidates = [
             line for line in card.lines if service_item is None or line.service_item == service_item

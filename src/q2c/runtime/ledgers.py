@@ -382,6 +382,21 @@ class BillableEvents:
             insert_rows(connection, list(rows.values()))
         return set(rows)
 
+    def ready_ids_for(self, contract_id: str, *, through: date) -> list[str]:
+        """``ready_for`` without reading the events: what a billing run snapshots."""
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(billable_events.c.id)
+                    .where(
+                        billable_events.c.contract_id == contract_id,
+                        billable_events.c.status == "ready",
+                        billable_events.c.work_date <= through,
+                    )
+                    .order_by(billable_events.c.work_date, billable_events.c.id)
+                ).scalars()
+            )
+
     def ready_for(self, contract_id: str, *, through: date) -> list[BillingEvent]:
         with self.engine.connect() as connection:
             rows = connection.execute(
