@@ -46,20 +46,6 @@ _VERSIONS = select(master_records.c.data).where(_KEY).order_by(master_records.c.
 _BILLABLE_EXISTS = select(billable_events.c.id).where(billable_events.c.id == bindparam("b_id"))
 _BILLABLE_INSERT = insert(billable_events)
 # executemany statements: one compiled statement for a whole batch of rows
-_BILLABLE_MARK_BILLED = (
-    update(billable_events)
-    .where(billable_events.c.id == bindparam("b_id"))
-    .values(
-        status="billed",
-        billing_run=bindparam("b_run"),
-        invoice_ref=bindparam("b_invoice"),
-        line_ref=bindparam("b_line"),
-        billed_amount=bindparam("b_amount"),
-        currency=bindparam("b_currency"),
-        hold_reason=None,
-        updated_at=bindparam("b_now"),
-    )
-)
 _BILLABLE_MARK_HELD = (
     update(billable_events)
     .where(billable_events.c.id == bindparam("b_id"), billable_events.c.status == "ready")
@@ -253,12 +239,12 @@ class BilledLine:
     amount: Money
 
 
-class _BulkInsert:
-    """New billable rows through the driver's own ``executemany``: the values are bound once
-    per batch with the column types' processors, which halves the cost of a batch of a
-    thousand against per-row parameter processing (measured: 14,600 against 28,100 rows/s)."""
+class _BulkRows:
+    """Billable rows in bulk through the driver's own ``executemany``: values are bound once
+    per batch with the column types' processors. Per-row parameter processing in SQLAlchemy
+    cost half the time of a batch of a thousand (measured: 14,600 against 28,100 rows/s)."""
 
-    _columns = (
+    _insert_columns = (
         "id",
         "kind",
         "contract_id",
@@ -270,21 +256,26 @@ class _BulkInsert:
         "recorded_at",
         "updated_at",
     )
-    _cache: dict[str, _BulkInsert] = {}
+    _cache: dict[str, _BulkRows] = {}
 
     def __init__(self, dialect: Dialect) -> None:
-        placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-        if placeholder is None:
-            raise NotImplementedError(f"bulk insert for paramstyle {dialect.paramstyle}")
-        self._sql = (
-            f"INSERT INTO billable_events ({', '.join(self._columns)}) "
-            f"VALUES ({', '.join(placeholder for _ in self._columns)})"
+        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+        if mark is None:
+            raise NotImplementedError(f"bulk rows for paramstyle {dialect.paramstyle}")
+        self._insert = (
+            f"INSERT INTO billable_events ({', '.join(self._insert_columns)}) "
+            f"VALUES ({', '.join(mark for _ in self._insert_columns)})"
+        )
+        self._mark_billed = (
+            f"UPDATE billable_events SET status = 'billed', billing_run = {mark}, "
+            f"invoice_ref = {mark}, line_ref = {mark}, billed_amount = {mark}, "
+            f"currency = {mark}, hold_reason = NULL, updated_at = {mark} WHERE id = {mark}"
         )
         self._date = billable_events.c.work_date.type.bind_processor(dialect)
         self._timestamp = billable_events.c.recorded_at.type.bind_processor(dialect)
 
     @classmethod
-    def for_dialect(cls, dialect: Dialect) -> _BulkInsert:
+    def for_dialect(cls, dialect: Dialect) -> _BulkRows:
         key = f"{dialect.name}:{dialect.paramstyle}"
         if key not in cls._cache:
             cls._cache[key] = cls(dialect)
@@ -296,8 +287,12 @@ class _BulkInsert:
     def timestamp(self, value: datetime) -> Any:
         return self._timestamp(value) if self._timestamp else value
 
-    def __call__(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
-        connection.exec_driver_sql(self._sql, rows)
+    def insert(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+        connection.exec_driver_sql(self._insert, rows)
+
+    def mark_billed(self, connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Rows of (billing run, invoice, line, amount, currency, updated at, event id)."""
+        connection.exec_driver_sql(self._mark_billed, rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,8 +354,8 @@ class BillableEvents:
         """Record a batch of approved events in one statement; returns the ids newly recorded
         (an id already recorded, or repeated in the batch, is recorded once)."""
         already = self.recorded_ids_in(connection, [r.event.id for r in recorded])
-        insert_rows = _BulkInsert.for_dialect(connection.dialect)
-        now = insert_rows.timestamp(self.now())
+        bulk = _BulkRows.for_dialect(connection.dialect)
+        now = bulk.timestamp(self.now())
         rows: dict[str, tuple[Any, ...]] = {}
         for item in recorded:
             event = item.event
@@ -372,14 +367,14 @@ class BillableEvents:
                 item.contract_id,
                 event.project_id,
                 item.legal_entity,
-                insert_rows.date(event.work_date),
+                bulk.date(event.work_date),
                 "ready",
                 event.model_dump_json(),
                 now,
                 now,
             )
         if rows:
-            insert_rows(connection, list(rows.values()))
+            bulk.insert(connection, list(rows.values()))
         return set(rows)
 
     def ready_ids_for(self, contract_id: str, *, through: date) -> list[str]:
@@ -475,21 +470,22 @@ class BillableEvents:
     def mark_billed_in(
         self, connection: Connection, lines: Iterable[BilledLine], *, billing_run: str
     ) -> None:
-        now = self.now()
+        bulk = _BulkRows.for_dialect(connection.dialect)
+        now = bulk.timestamp(self.now())
         rows = [
-            {
-                "b_id": line.event_id,
-                "b_run": billing_run,
-                "b_invoice": line.invoice_ref,
-                "b_line": line.line_ref,
-                "b_amount": str(line.amount.amount),
-                "b_currency": line.amount.currency,
-                "b_now": now,
-            }
+            (
+                billing_run,
+                line.invoice_ref,
+                line.line_ref,
+                str(line.amount.amount),
+                line.amount.currency,
+                now,
+                line.event_id,
+            )
             for line in lines
         ]
         if rows:
-            connection.execute(_BILLABLE_MARK_BILLED, rows)
+            bulk.mark_billed(connection, rows)
 
     def mark_held_in(
         self, connection: Connection, held: Iterable[tuple[str, str]], *, billing_run: str
