@@ -500,3 +500,14 @@ def test_env_defaults_to_the_process_environment(monkeypatch):
         monkeypatch.setenv(name, value)
     auth = parse_config(valid()).system("salesforce").auth
     assert auth is not None and auth.secret("client_id").get_secret_value() == ENV["SF_CLIENT_ID"]
+
+
+def test_shadow_mode_on_the_money_path_is_refused_with_what_to_do_instead():
+    from q2c.config import FlowsConfig
+
+    with pytest.raises(ValueError, match="shadow mode is available for opportunity_to_project"
+                                         " only; run invoice_to_ledger live"):
+        FlowsConfig.model_validate({"invoice_to_ledger": {"shadow_for": ["US01"]}})
+    assert FlowsConfig.model_validate(
+        {"opportunity_to_project": {"shadow_for": ["US01"]}}
+    ).opportunity_to_project.shadow_for == ["US01"]

@@ -29,6 +29,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
 
@@ -345,6 +346,20 @@ class FlowsConfig(_Section):
     payment_to_ledger: FlowConfig = Field(default_factory=FlowConfig)
     revenue_recognition: FlowConfig = Field(default_factory=FlowConfig)
     reference_data_sync: FlowConfig = Field(default_factory=FlowConfig)
+
+    @model_validator(mode="after")
+    def _shadow_only_where_it_is_built(self) -> FlowsConfig:
+        # Shadow mode records intended writes instead of sending them; the money path's
+        # later steps read back what the earlier ones wrote in billing and the ERP, so a
+        # shadow run of it would have nothing true to compare. Refuse it rather than park.
+        for name in FLOW_NAMES:
+            if name != "opportunity_to_project" and getattr(self, name).shadow_for:
+                raise ValueError(
+                    f"{name}.shadow_for: shadow mode is available for opportunity_to_project "
+                    f"only; run {name} live (enabled_for) for the legal entities to bill, or "
+                    "leave it off"
+                )
+        return self
 
 
 FLOW_NAMES = tuple(FlowsConfig.model_fields)
