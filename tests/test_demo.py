@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from q2c.canonical.models import ExchangeRate
@@ -120,3 +121,49 @@ def test_caps_bill_up_to_the_not_to_exceed(demo):
 def test_demo_writes_nothing_outside_its_workdir(demo, tmp_path):
     run, _ = demo
     assert Path(str(run.hub.db.url.database)).exists()
+
+
+@pytest.fixture(scope="module")
+def tryton_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, dict]]:
+    """The demo with a real Tryton as the ERP (US01 only), 300 time entries."""
+    run = build_run(workdir=tmp_path_factory.mktemp("demo-tryton"), seed=11, time_entries=300,
+                    erp="tryton")
+    server = run.erp.sandbox
+    try:
+        play(run, lambda *a, **k: None, NoProgress())
+        yield run, summarize(run, seconds=0)
+    finally:
+        run.hub.close()
+    assert server.pid is None  # the managed trytond stops with the demo
+
+
+@pytest.mark.integration
+def test_the_tryton_demo_reconciles_stripe_and_tryton_to_zero(tryton_demo):
+    _run, summary = tryton_demo
+    assert summary["ok"], summary
+    assert summary["erp"] == "Tryton"
+    assert set(summary["money"]) == {"US01 USD"}
+    figures = summary["money"]["US01 USD"]
+    assert Decimal(figures["billed"]) == Decimal(figures["posted"]) > 0
+    assert Decimal(figures["paid"]) == Decimal(figures["applied"]) > 0
+    assert Decimal(figures["recognised"]) == Decimal(figures["recognised_in_erp"]) > 0
+    assert summary["flows"]["invoice_to_ledger"] == {"completed": len(_run.scenario.deals)}
+    assert summary["replayed"] >= summary["first_pass_exceptions"]["invoice_to_ledger"] > 0
+
+
+@pytest.mark.integration
+def test_tryton_holds_each_stripe_invoice_once_with_stripes_total(tryton_demo):
+    run, _summary = tryton_demo
+    with httpx.Client(timeout=60) as client:
+        rows = run.erp.sandbox.rpc(client).search_read(
+            "account.invoice", [["reference", "like", "q2c-inv-%"]],
+            ["reference", "state", "total_amount"])
+    references = Counter(r["reference"] for r in rows)
+    assert max(references.values()) == 1
+    posted = {r["reference"]: r for r in rows}
+    invoices = [i for i in run.stripe.state.all_of("invoice") if i["status"] != "draft"]
+    assert len(invoices) == len(run.scenario.deals) == len(posted)
+    for invoice in invoices:
+        tryton = posted[f"q2c-inv-{invoice['id']}"]
+        assert tryton["state"] in ("posted", "paid")
+        assert tryton["total_amount"] == Decimal(invoice["total"]) / 100

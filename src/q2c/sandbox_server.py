@@ -4,6 +4,11 @@ Used when the hub must reach the vendors over TCP (a worker in another process, 
 test, trying adapters by hand). The emulators keep their state in this process, so a worker
 can die and restart while the "vendors" remember what it wrote. Credentials, reference ids
 and seeded deals are written to a JSON file for whoever connects.
+
+``q2c sandbox tryton`` serves a real Tryton instead (``serve_tryton``): a ``trytond`` process
+on 127.0.0.1 started from the cached initialised database, stopped by pid when this command
+stops (SIGINT/SIGTERM). Its URL, database, admin credentials and setup ids are printed and
+written to a JSON file.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import random
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -21,7 +27,7 @@ import uvicorn
 from q2c.connectors.netsuite.sandbox import NetSuiteSandbox
 from q2c.connectors.salesforce.emulator import SalesforceSandbox
 
-__all__ = ["serve_sandboxes"]
+__all__ = ["serve_sandboxes", "serve_tryton"]
 
 
 def serve_sandboxes(
@@ -88,6 +94,49 @@ def serve_sandboxes(
     partial.write_text(json.dumps(document, indent=2))
     partial.replace(credentials_out)  # readers never see a half-written file
 
+    _wait_for_stop_signal()
+    for server in servers:
+        server.should_exit = True
+    for thread in threads:
+        thread.join(timeout=5)
+
+
+def serve_tryton(
+    *,
+    port: int = 0,
+    credentials_out: Path = Path(".q2c/tryton.json"),
+    announce: Callable[[dict[str, Any]], None] = lambda document: None,
+) -> None:
+    """Serve a managed Tryton on 127.0.0.1 (``port`` 0: a free one) until SIGINT/SIGTERM."""
+    from q2c.connectors.tryton.rpc import rpc_url_for
+    from q2c.connectors.tryton.server import TrytonServer
+
+    with TrytonServer(port=port) as server:
+        document: dict[str, Any] = {
+            "base_url": server.base_url,
+            "rpc_url": rpc_url_for(server.base_url, server.database),
+            "database": server.database,
+            "username": server.username,
+            "password": server.password,
+            "pid": server.pid,
+            "cache_hit": server.timings.cache_hit,
+            "setup": server.setup.as_json(),
+        }
+        _write_private(credentials_out, document)
+        announce(document)
+        _wait_for_stop_signal()
+
+
+def _write_private(path: Path, document: dict[str, Any]) -> None:
+    """Credentials only the owner reads; readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(document, indent=2))
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
+def _wait_for_stop_signal() -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -96,10 +145,6 @@ def serve_sandboxes(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     stop.wait()
-    for server in servers:
-        server.should_exit = True
-    for thread in threads:
-        thread.join(timeout=5)
 
 
 def _text(value: bytes | str) -> str:

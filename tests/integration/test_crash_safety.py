@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from q2c.serving import free_port
 from q2c.store.db import create_store_engine
 from q2c.store.schema import exceptions, outbox, transactions
 from tests.conftest import PG_URL
@@ -34,12 +34,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DEALS = 24
 KILLS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _q2c(*args: str, output: object = subprocess.DEVNULL, **kwargs: object
@@ -65,8 +59,8 @@ def _wait_until_started(worker: subprocess.Popen[bytes], log: Path) -> None:
 @pytest.fixture
 def sandboxes(tmp_path: Path) -> Iterator[dict]:
     credentials = tmp_path / "sandbox.json"
-    process = _q2c("sandbox", "--salesforce-port", str(_free_port()), "--netsuite-port",
-                   str(_free_port()), "--credentials-out", str(credentials),
+    process = _q2c("sandbox", "--salesforce-port", str(free_port()), "--netsuite-port",
+                   str(free_port()), "--credentials-out", str(credentials),
                    "--seed-deals", str(DEALS))
     deadline = time.monotonic() + 60
     while not credentials.exists():

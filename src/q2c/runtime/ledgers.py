@@ -239,6 +239,19 @@ class BilledLine:
     amount: Money
 
 
+def _ready(column: Any, contract_id: str, through: date) -> Any:
+    """A contract's events not yet billed or held, worked up to ``through``, in work order."""
+    return (
+        select(column)
+        .where(
+            billable_events.c.contract_id == contract_id,
+            billable_events.c.status == "ready",
+            billable_events.c.work_date <= through,
+        )
+        .order_by(billable_events.c.work_date, billable_events.c.id)
+    )
+
+
 class _BulkRows:
     """Billable rows in bulk through the driver's own ``executemany``: values are bound once
     per batch with the column types' processors. Per-row parameter processing in SQLAlchemy
@@ -381,29 +394,13 @@ class BillableEvents:
         """``ready_for`` without reading the events: what a billing run snapshots."""
         with self.engine.connect() as connection:
             return list(
-                connection.execute(
-                    select(billable_events.c.id)
-                    .where(
-                        billable_events.c.contract_id == contract_id,
-                        billable_events.c.status == "ready",
-                        billable_events.c.work_date <= through,
-                    )
-                    .order_by(billable_events.c.work_date, billable_events.c.id)
-                ).scalars()
+                connection.execute(_ready(billable_events.c.id, contract_id, through)).scalars()
             )
 
     def ready_for(self, contract_id: str, *, through: date) -> list[BillingEvent]:
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(billable_events.c.data)
-                .where(
-                    billable_events.c.contract_id == contract_id,
-                    billable_events.c.status == "ready",
-                    billable_events.c.work_date <= through,
-                )
-                .order_by(billable_events.c.work_date, billable_events.c.id)
-            ).all()
-        return [BillingEvent.model_validate(loads(r.data)) for r in rows]
+            rows = connection.execute(_ready(billable_events.c.data, contract_id, through))
+            return [BillingEvent.model_validate(loads(r.data)) for r in rows]
 
     def contracts_with_ready(self, *, through: date) -> list[str]:
         with self.engine.connect() as connection:

@@ -27,8 +27,8 @@ from simple_salesforce.exceptions import (
 )
 
 from q2c.connectors.salesforce import SalesforceSandbox
+from q2c.serving import free_port, serving
 from tests.connectors.salesforce.helpers import seed_deal
-from tests.serving import free_port, served_on
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def served() -> Iterator[tuple[SalesforceSandbox, str]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     sandbox = SalesforceSandbox(page_size=5, min_batch_size=2, instance_url=base, login_url=base)
-    with served_on(sandbox.app, port):
+    with serving(sandbox.app, port=port):
         yield sandbox, base
 
 

@@ -15,7 +15,7 @@ import pytest
 import stripe
 
 from q2c.connectors.stripe.sandbox import StripeSandbox
-from tests.serving import free_port, served_on
+from q2c.serving import free_port, serving
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def served() -> Iterator[tuple[StripeSandbox, str]]:
     port = free_port()
     sandbox = StripeSandbox(base_url=f"http://127.0.0.1:{port}", seed=5)
-    with served_on(sandbox.app, port) as base:
+    with serving(sandbox.app, port=port) as base:
         yield sandbox, base
     sandbox.close()
 

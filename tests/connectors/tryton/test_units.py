@@ -15,6 +15,7 @@ from q2c.connectors.tryton.payloads import (
     check_external_id,
     has_marker,
     hours_from,
+    invoice_line_figures,
     line_tax_amounts,
     normalize_tax_id,
     tax_identifier,
@@ -194,3 +195,29 @@ def test_line_taxes_add_up_to_what_tryton_booked() -> None:
     taxes = line_tax_amounts(lines, [(7, Decimal("0.10"), Decimal("0.01"))],
                              {7: Decimal("0.10")}, Decimal("0.01"))  # fmt: skip
     assert taxes == {1: Decimal("0.01"), 2: Decimal("0.00"), 3: Decimal(0)}
+
+
+def test_invoice_lines_that_fit_tryton_keep_their_quantity_and_price() -> None:
+    cent = Decimal("0.01")
+    assert invoice_line_figures(
+        Decimal("7.5"), Decimal("210.00"), Decimal("1575.00"), unit_digits=2, exponent=cent
+    ) == (Decimal("7.5"), Decimal("210.00"), True)
+
+
+@pytest.mark.parametrize(
+    "quantity, price, amount, digits",
+    [
+        ("0.7161", "150.00", "107.42", 2),  # left under a not-to-exceed cap: too many decimals
+        ("0.3125", "420.00", "131.25", 0),  # a part of an expense, in units (no decimals)
+        ("60000", "0.0500", "2700.00", 0),  # graduated usage tiers: amount is not q x p
+        ("1", "312.123456", "312.12", 0),  # a converted price with more than 4 decimals
+    ],
+)
+def test_invoice_lines_that_do_not_fit_go_as_one_unit_at_the_billed_amount(
+    quantity: str, price: str, amount: str, digits: int
+) -> None:
+    figures = invoice_line_figures(
+        Decimal(quantity), Decimal(price), Decimal(amount), unit_digits=digits,
+        exponent=Decimal("0.01"),
+    )  # fmt: skip
+    assert figures == (Decimal(1), Decimal(amount), False)

@@ -12,6 +12,7 @@ searched first; a posted/paid invoice is returned as is, a left-over draft is re
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +48,7 @@ DONE = ("posted", "paid")
 class TrytonInvoices(TrytonBase):
     """Customer invoices of one Tryton database."""
 
+
     # --- invoices --------------------------------------------------------------------------
 
     def upsert_invoice(
@@ -67,9 +69,11 @@ class TrytonInvoices(TrytonBase):
             )
         if existing:  # a draft left by an earlier attempt: the canonical invoice wins
             self.rpc.delete("account.invoice", [existing["id"]], context=ctx)
-        values = self._invoice_values(invoice, external_id, refs, company)
+        values, own_taxes = self._invoice_values(invoice, external_id, refs, company)
         (invoice_id,) = self.rpc.create("account.invoice", [values], context=ctx)
         self._check_totals(invoice_id, invoice, ctx)
+        foreseen = self._foreseen_warnings(invoice, own_taxes=own_taxes)
+        self.expect_warnings("account.invoice", invoice_id, foreseen)
         self.confirming(
             lambda: self.rpc.button("account.invoice", "post", [invoice_id], context=ctx)
         )
@@ -223,7 +227,9 @@ class TrytonInvoices(TrytonBase):
 
     def _invoice_values(
         self, invoice: Invoice, external_id: str, refs: InvoicePostingRefs, company: int
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
+        """The invoice's values for create, and whether q2c's taxes differ from the products'
+        defaults on any line (Tryton then warns at posting)."""
         party = mapped({"customer": refs.customer_erp_id}, "customer", "Customer", external_id)
         defaults = self.invoice_defaults(party, company)
         currency = (
@@ -232,6 +238,7 @@ class TrytonInvoices(TrytonBase):
             else self.currency_id(invoice.currency)
         )
         lines = []
+        own_taxes = False  # q2c's tax mapping differs from a product's default taxes
         for line in invoice.lines:
             where = f"invoice {invoice.number or external_id} line {line.line_no}"
             product = mapped(refs.items, line.service_item, "Item", where)
@@ -239,6 +246,8 @@ class TrytonInvoices(TrytonBase):
                 [mapped(refs.tax_codes, line.tax_code, "Tax code", where)] if line.tax_code else []
             )
             filled = self._line_defaults(product, party, company, currency)
+            product_taxes = [int(t["id"]) for _, t in (filled.get("taxes") or {}).get("add", [])]
+            own_taxes = own_taxes or sorted(product_taxes) != sorted(taxes)
             quantity, unit_price, as_billed = invoice_line_figures(
                 line.quantity,
                 amount_in(line.unit_price, invoice.currency, f"{where} price"),
@@ -261,7 +270,7 @@ class TrytonInvoices(TrytonBase):
                     "taxes": [["add", taxes]],
                 }
             )
-        return {
+        values = {
             "type": "out",
             "company": company,
             "party": party,
@@ -275,6 +284,15 @@ class TrytonInvoices(TrytonBase):
             "description": refs.memo or (f"Invoice {invoice.number}" if invoice.number else ""),
             "lines": [["create", lines]],
         }
+        return values, own_taxes
+
+    def _foreseen_warnings(self, invoice: Invoice, *, own_taxes: bool) -> list[str]:
+        """Warnings posting will raise that q2c confirms anyway: taxes other than the products'
+        defaults (``own_taxes``) and an invoice date after today."""
+        foreseen = ["invoice_taxes"] if own_taxes else []
+        if invoice.issue_date > dt.date.today():
+            foreseen.append("invoice_date_future")
+        return foreseen
 
     def _unit_digits(self, unit: int) -> int:
         """Decimals Tryton allows in a quantity of ``unit`` (product.uom digits)."""
