@@ -10,8 +10,9 @@ Traces (``observability.tracing`` in q2c.yaml) follow one business transaction::
       q2c.step <step>           traceparent (CloudEvents distributed-tracing extension)
         <METHOD> <system>       each vendor call; W3C traceparent and X-Correlation-ID go out
 
-The inbox stores an event that arrives without ``traceparent`` with the accept span's, so a
-run that starts minutes later on another worker still joins the trace. Tracing is off by
+The inbox stores an event that arrives alone without ``traceparent`` with the accept span's,
+so a run that starts minutes later on another worker still joins the trace; a run whose event
+carries no trace context (one of a poller's batch) starts a trace of its own. Tracing is off by
 default; then every helper here returns after one attribute check.
 
 The tracer provider is owned by this module rather than set as OpenTelemetry's global one, so
@@ -42,7 +43,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -61,6 +62,7 @@ __all__ = [
     "event_trace_context",
     "ingest_span",
     "note_run_outcome",
+    "paused_tracing",
     "run_span",
     "shutdown_tracing",
     "stored_event_json",
@@ -138,7 +140,9 @@ def configure_tracing(
         return None
     provider = TracerProvider(
         resource=Resource.create({"service.name": settings.service_name}),
-        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+        sampler=ParentBased(
+            ALWAYS_ON if settings.sample_ratio >= 1 else TraceIdRatioBased(settings.sample_ratio)
+        ),
     )
     chosen = exporter if exporter is not None else _configured_exporter(settings)
     if chosen is not None:
@@ -170,6 +174,16 @@ def shutdown_tracing() -> None:
 
 def tracing_enabled() -> bool:
     return _STATE.tracer is not None
+
+
+@contextmanager
+def paused_tracing() -> Iterator[None]:
+    """No spans inside the block (a benchmark's control group); the provider keeps running."""
+    paused, _STATE.tracer = _STATE.tracer, None
+    try:
+        yield
+    finally:
+        _STATE.tracer = paused
 
 
 def tracer() -> Tracer | None:
@@ -257,11 +271,14 @@ def ingest_span(events: Sequence[CloudEvent]) -> Iterator[IngestTrace]:
         yield IngestTrace(span)
 
 
-def stored_event_json(event: CloudEvent) -> str:
-    """The event as the store keeps it. With tracing on, an event without ``traceparent``
-    gets the current span's, so the run that picks it up later continues this trace."""
+def stored_event_json(event: CloudEvent, *, alone: bool) -> str:
+    """The event as the store keeps it. With tracing on, an event that came ``alone`` (a
+    webhook, one API event, a flow chaining the next) without ``traceparent`` gets the
+    current span's, so the run that picks it up later continues this trace. Events of a
+    batch (a poller's page) do not: one trace per transaction, each sampled on its own,
+    beats one trace holding hundreds of runs."""
     extra = event.model_extra
-    if _STATE.tracer is None or (extra and "traceparent" in extra):
+    if _STATE.tracer is None or not alone or (extra and "traceparent" in extra):
         return event.to_json().decode()
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
@@ -278,10 +295,13 @@ def stored_event_json(event: CloudEvent) -> str:
 class RunTrace:
     """Spans of one run of a transaction: the run, and its steps one at a time."""
 
-    __slots__ = ("_step", "_step_token", "outcome", "span")
+    __slots__ = ("_step", "_step_token", "outcome", "recording", "span")
 
     def __init__(self, span: Span | None) -> None:
         self.span = span
+        # An unsampled run gets no step spans: nothing would record them, and the run's
+        # context alone still gives logs their ids and vendors a traceparent.
+        self.recording = span is not None and span.is_recording()
         self.outcome: str | None = None
         self._step: Span | None = None
         self._step_token: Token[otel_context.Context] | None = None
@@ -289,14 +309,13 @@ class RunTrace:
     def start_step(self, flow: str, step: str, system: str | None, attempt: int) -> None:
         """Open the step's span and make it current (vendor calls and logs nest under it)."""
         active_tracer = _STATE.tracer
-        if self.span is None or active_tracer is None:
+        if not self.recording or active_tracer is None:
             return
         self.end_step("abandoned")
-        attributes: dict[str, str | int] = {
-            "q2c.flow": flow,
-            "q2c.step": step,
-            "q2c.attempt": attempt,
-        }
+        # Few attributes, and only telling ones: each costs the SDK a validation per span.
+        attributes: dict[str, str | int] = {"q2c.flow": flow, "q2c.step": step}
+        if attempt > 1:
+            attributes["q2c.attempt"] = attempt
         if system:
             attributes["q2c.system"] = system
         correlation_id = current_correlation_id()
@@ -339,20 +358,16 @@ def run_span(
         yield _NO_RUN
         return
     origin = event_trace_context(event)
-    parent = trace.set_span_in_context(trace.NonRecordingSpan(origin)) if origin else None
-    attributes: dict[str, str | int] = {
-        "q2c.flow": flow,
-        "q2c.transaction_id": transaction_id,
-        "q2c.correlation_id": correlation_id,
-        "q2c.attempt": attempt,
-        "q2c.mode": mode,
-        "q2c.event_type": event.type,
-    }
-    if legal_entity:
-        attributes["q2c.legal_entity"] = legal_entity
-    span = active_tracer.start_span(
-        f"q2c.transaction {flow}", context=parent, attributes=attributes
-    )
+    if origin is not None and not origin.trace_flags.sampled:
+        span: Span = trace.NonRecordingSpan(origin)  # the origin chose not to be traced
+    else:
+        span = active_tracer.start_span(
+            f"q2c.transaction {flow}",
+            context=trace.set_span_in_context(trace.NonRecordingSpan(origin)) if origin else None,
+            attributes=_run_attributes(
+                flow, transaction_id, correlation_id, legal_entity, attempt, mode
+            ),
+        )
     run = RunTrace(span)
     token = otel_context.attach(trace.set_span_in_context(span))
     run_token = _CURRENT_RUN.set(run)
@@ -371,10 +386,32 @@ def run_span(
         span.end()
 
 
+def _run_attributes(
+    flow: str,
+    transaction_id: str,
+    correlation_id: str,
+    legal_entity: str | None,
+    attempt: int,
+    mode: str,
+) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {
+        "q2c.flow": flow,
+        "q2c.transaction_id": transaction_id,
+        "q2c.correlation_id": correlation_id,
+    }
+    if attempt > 1:
+        attributes["q2c.attempt"] = attempt
+    if mode != "live":
+        attributes["q2c.mode"] = mode
+    if legal_entity:
+        attributes["q2c.legal_entity"] = legal_entity
+    return attributes
+
+
 def note_run_outcome(outcome: str, error: Q2CError | None = None) -> None:
     """How the current run ended (completed, retry_wait, parked)."""
     run = _CURRENT_RUN.get()
-    if run.span is None:
+    if run.span is None or not run.recording:
         return
     run.outcome = outcome
     if outcome == "parked" and error is not None:
@@ -427,11 +464,16 @@ def vendor_call_span(system: str, request: httpx.Request) -> Iterator[VendorCall
     if active_tracer is None:
         yield _NO_CALL
         return
+    current = trace.get_current_span()
+    if not current.is_recording() and current.get_span_context().is_valid:
+        _PROPAGATOR.inject(request.headers)  # an unsampled run: pass its decision on, cheaply
+        yield _NO_CALL
+        return
     url = request.url
     attributes: dict[str, str | int] = {
         "q2c.system": system,
         "http.request.method": request.method,
-        "url.full": str(url.copy_with(query=None, fragment=None)),
+        "url.full": f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}",
         "server.address": url.host,
     }
     if url.port is not None:

@@ -37,6 +37,7 @@ from q2c.observability import (
 )
 from q2c.runtime.context import bind_correlation
 from q2c.store.schema import transactions
+from tests.flows.helpers import World, approved_event, proposal
 
 ORIGIN_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 ORIGIN_SPAN = "00f067aa0ba902b7"
@@ -218,6 +219,39 @@ def test_event_without_traceparent_is_stored_with_the_accept_span_so_the_run_joi
     assert run.context.trace_id == ingest.context.trace_id
 
 
+def test_an_unsampled_origin_records_no_spans_but_passes_its_decision_on(world, spans):
+    unsampled = f"00-{ORIGIN_TRACE}-{ORIGIN_SPAN}-00"
+    world.hub.inbox.accept([world.closed_won(traceparent=unsampled, correlationid="corr-u")])
+    [outcome] = world.hub.engine.run_due()
+    assert outcome.status == "completed"
+    assert spans.get_finished_spans() == ()
+    served = [h for path, h in world.netsuite_log.requests if "/record/" in path]
+    assert served
+    for headers in served:
+        version, trace_id, _parent, flags = headers["traceparent"].split("-")
+        assert (version, trace_id, int(flags, 16) & 1) == ("00", ORIGIN_TRACE, 0)
+        assert headers["x-correlation-id"] == "corr-u"
+
+
+def test_runs_of_a_batch_without_trace_context_each_start_their_own_trace(db, clock, spans):
+    world = World(db, clock)
+    first, second = proposal("006T1"), proposal("006T2")
+    world.crm.proposals.update({p.opportunity_id: p for p in (first, second)})
+    receipts = world.inbox.accept([approved_event(first), approved_event(second)])
+    with db.connect() as connection:
+        stored = [orjson.loads(connection.execute(
+            sa.select(transactions.c.input).where(transactions.c.id == r.transaction_id)
+        ).scalar_one()) for r in receipts]
+    assert not any("traceparent" in event for event in stored)
+    assert [o.status for o in world.engine.run_due()] == ["completed", "completed"]
+    finished = spans.get_finished_spans()
+    [ingest] = _by_name(finished, "q2c.inbox accept")
+    runs = _by_name(finished, "q2c.transaction ")
+    assert ingest.attributes["q2c.events.accepted"] == 2
+    assert [run.parent for run in runs] == [None, None]
+    assert len({run.context.trace_id for run in runs} | {ingest.context.trace_id}) == 3
+
+
 def test_parked_run_marks_the_failing_step_and_the_run_as_errors(db, spans):
     world = SandboxWorld(db, unmapped=True)  # booked to a department with no mapping
     try:
@@ -318,3 +352,17 @@ def test_tracing_section_of_q2c_yaml_is_validated_and_applied():
     assert not tracing_enabled()
     with pytest.raises(ConfigError, match=r"observability\.tracing\.sample_ratio"):
         parse_config({**base, "observability": {"tracing": {"sample_ratio": 2}}}, env={})
+
+
+def test_tracing_benchmark_runs_half_its_sagas_traced_and_switches_tracing_off(tmp_path):
+    from q2c.bench import bench_tracing_overhead
+    from q2c.runtime.metrics import REGISTRY
+
+    labels = {"system": "benchvendor", "method": "POST", "status": "201"}
+    calls_before = REGISTRY.get_sample_value("q2c_vendor_calls_total", labels) or 0.0
+    result = bench_tracing_overhead(f"sqlite:///{tmp_path / 'b.db'}", 80, vendor_calls=True)
+    assert result.count == 40  # claimed batches of 20 alternate traced / untraced
+    assert result.ratio_to_baseline is not None and result.ratio_to_baseline > 0
+    assert result.cpu_seconds is not None and result.cpu_seconds > 0
+    assert REGISTRY.get_sample_value("q2c_vendor_calls_total", labels) == calls_before + 80 * 6
+    assert not tracing_enabled()

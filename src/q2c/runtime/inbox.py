@@ -107,7 +107,8 @@ class Inbox:
                     continue
                 taken.add(key)
                 fresh.append(event)
-            payloads = {e.idempotency_key: stored_event_json(e) for e in fresh}
+            alone = len(events) == 1
+            payloads = {e.idempotency_key: stored_event_json(e, alone=alone) for e in fresh}
             routed = self._start_transactions(connection, fresh, received_at, payloads)
             rows = []
             for event in fresh:
