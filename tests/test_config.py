@@ -377,7 +377,9 @@ ERRORS: list[tuple[str, dict[str, Any], dict[str, str] | None, str]] = [
     ("store scheme", changed("store.url", "mysql://db/q2c"), None,
      "store.url: must start with sqlite:/// or postgresql+psycopg:// (e.g. sqlite:///.q2c/q2c.db)"),
     ("transport typo", changed("transport", {"kind": "nats", "urll": "nats://x"}), None,
-     "transport.urll: unknown key; expected one of: kind, url, stream, credentials_file"),
+     "transport.urll: unknown key; expected one of: kind, url, stream, credentials_file, "
+     "inbound_subjects, inbound_stream, durable, inbound_batch, ack_wait_seconds, "
+     "redelivery_delay_seconds"),
     ("transport kind", changed("transport", {"kind": "kafka"}), None,
      "transport.kind: unknown value 'kafka'"),
     ("unsupported version", changed("version", 2), None,

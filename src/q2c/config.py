@@ -148,6 +148,16 @@ class NatsTransport(_Section):
     url: str = "nats://127.0.0.1:4222"
     stream: str = Field(default="Q2C", pattern=r"^[A-Za-z0-9_-]+$")
     credentials_file: Path | None = None
+    # Inbound: other systems and q2c nodes send CloudEvents to the hub over JetStream. With
+    # no subjects the worker consumes nothing from NATS (it only publishes).
+    inbound_subjects: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_*>.-]+$")]] = Field(
+        default_factory=list, max_length=20
+    )
+    inbound_stream: str = Field(default="Q2C_INBOUND", pattern=r"^[A-Za-z0-9_-]+$")
+    durable: str = Field(default="q2c-hub", pattern=r"^[A-Za-z0-9_-]+$")
+    inbound_batch: int = Field(default=100, ge=1, le=1000)
+    ack_wait_seconds: float = Field(default=30.0, gt=0, le=3600)
+    redelivery_delay_seconds: float = Field(default=5.0, ge=0, le=3600)
 
 
 TransportConfig = Annotated[LocalTransport | NatsTransport, Field(discriminator="kind")]

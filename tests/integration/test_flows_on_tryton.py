@@ -96,9 +96,17 @@ class UniqueBilling(InMemoryBilling):
         return unique
 
 
-def tryton_config(server: TrytonServer, store_url: str, *, attempts: int = 3) -> Any:
-    """q2c.yaml for a firm whose ERP (and PSA) is Tryton; mappings are Tryton ids."""
+def tryton_config(
+    server: TrytonServer,
+    store_url: str,
+    *,
+    attempts: int = 3,
+    tax_codes: dict[str, int] | None = None,
+) -> Any:
+    """q2c.yaml for a firm whose ERP (and PSA) is Tryton; mappings are Tryton ids
+    (``tax_codes`` replaces some of the tax code mappings)."""
     setup = server.setup
+    taxes = {**setup.taxes, **(tax_codes or {})}
     deferred = _account_id(server, "2.2.2")  # Deferred Income (Unearned Revenue)
     product = {
         "CONSULT-SR": setup.products["CONSULTING-HOUR"],
@@ -136,7 +144,7 @@ def tryton_config(server: TrytonServer, store_url: str, *, attempts: int = 3) ->
                 # Tryton has no departments without analytic accounting; the adapter ignores it
                 "department": {"Consulting-US": {"US01": {"tryton": "none"}}},
                 "item": {code: {"*": {"tryton": str(i)}} for code, i in product.items()},
-                "tax_code": {code: {"*": {"tryton": str(i)}} for code, i in setup.taxes.items()},
+                "tax_code": {code: {"*": {"tryton": str(i)}} for code, i in taxes.items()},
                 "gl_account": {
                     "deferred_revenue": {"*": {"tryton": str(deferred)}},
                     "revenue": {"*": {"tryton": str(setup.accounts["revenue"])}},
@@ -315,7 +323,13 @@ def valid_ein(seed: str) -> str:
 
 
 def build_world(
-    server: TrytonServer, erp: TrytonErp, db: sa.Engine, clock: Any, uid: str, attempts: int = 3
+    server: TrytonServer,
+    erp: TrytonErp,
+    db: sa.Engine,
+    clock: Any,
+    uid: str,
+    attempts: int = 3,
+    tax_codes: dict[str, int] | None = None,
 ) -> TrytonWorld:
     billing = UniqueBilling()
     billing.prefix = uid
@@ -324,7 +338,7 @@ def build_world(
     connections.add("tryton", ["erp"], erp)
     connections.add("tryton", ["psa"], TrytonPsa(erp.rpc))  # one session, two roles
     connections.add("billing", ["billing"], billing)
-    config = tryton_config(server, str(db.url), attempts=attempts)
+    config = tryton_config(server, str(db.url), attempts=attempts, tax_codes=tax_codes)
     hub = bootstrap(config, clock=clock, connections=connections, db=db, migrate=False,
                     worker_id="tryton-test")  # fmt: skip
     return TrytonWorld(hub, erp, billing, uid)
@@ -447,25 +461,81 @@ def test_a_billed_invoice_is_posted_in_tryton_with_the_same_amounts(
     assert document is not None and document["erp_number"] == row["number"]
 
 
-def test_tryton_rounding_half_cents_differently_is_parked_not_posted(
+def test_a_half_cent_tryton_rounds_the_other_way_is_posted_at_the_billed_tax(
     world: TrytonWorld,
     admin: TrytonRpc,
 ) -> None:
     """12.25 h at 125.00 is 1531.25, taxed 153.125: the billing platform rounds half up
-    (153.13), Tryton half to even (153.12). The hub must not accept a one-cent difference."""
+    (153.13), Tryton half to even (153.12). The billing document is the legal invoice, so
+    Tryton posts the billed tax (Tryton's line plus a manual rounding line of 0.01)."""
     won = world.won("J")
     world.provision(won)
     world.deliver_time(won, ("Junior", "12.25", "10"))
     invoice = world.bill(won)
     assert invoice.tax_total == usd("153.13")
-    assert world.statuses(invoice_to_ledger.NAME) == {"parked": 1}
-    (parked,) = world.parked()
+    assert world.statuses(invoice_to_ledger.NAME) == {"completed": 1}
+    assert world.parked() == []
+    erp_id = world.erp_id("invoice", f"inv:{invoice.id}")
+    (row,) = admin.read(
+        "account.invoice", [erp_id],
+        ["state", "untaxed_amount", "tax_amount", "total_amount", "taxes"],
+    )  # fmt: skip
+    assert row["state"] == "posted"
+    assert (row["untaxed_amount"], row["tax_amount"], row["total_amount"]) == (
+        invoice.subtotal.amount, invoice.tax_total.amount, invoice.total.amount,
+    )  # fmt: skip
+    taxes = admin.read("account.invoice.tax", row["taxes"], ["manual", "base", "amount"])
+    assert sorted((t["manual"], t["base"], t["amount"]) for t in taxes) == [
+        (False, Decimal("1531.25"), Decimal("153.12")),
+        (True, Decimal("0.00"), Decimal("0.01")),
+    ]
+    assert (
+        world.billing.erp_references[invoice.id]
+        == admin.read("account.invoice", [erp_id], ["number"])[0]["number"]
+    )
+
+
+def test_a_real_tax_rate_difference_is_still_parked_with_both_figures(
+    tryton_server: TrytonServer,
+    erp: TrytonErp,
+    admin: TrytonRpc,
+    sqlite_db: sa.Engine,
+    clock: Any,
+    uid: str,
+) -> None:
+    """Billing taxes at 10 % but US-SALES-10 is mapped to an 8 % tax in Tryton: not rounding,
+    so the invoice stays a draft in Tryton and the difference is a business fix."""
+    setup = tryton_server.setup
+    (tax_account,) = admin.read("account.tax", [setup.taxes["US-SALES-10"]], ["invoice_account"])
+    (eight_percent,) = admin.create(
+        "account.tax",
+        [{"name": f"US-SALES-8-{uid}", "description": "Sales tax 8%", "type": "percentage",
+          "rate": Decimal("0.08"), "company": setup.company,
+          "invoice_account": tax_account["invoice_account"],
+          "credit_note_account": tax_account["invoice_account"]}],
+    )  # fmt: skip
+    world = build_world(tryton_server, erp, sqlite_db, clock, uid,
+                        tax_codes={"US-SALES-10": eight_percent})  # fmt: skip
+    try:
+        world.sync_reference()
+        won = world.won("R")
+        world.provision(won)
+        world.deliver_time(won, ("Junior", "12.25", "10"))
+        invoice = world.bill(won)
+        assert invoice.tax_total == usd("153.13")  # billed at 10 %
+        assert world.statuses(invoice_to_ledger.NAME) == {"parked": 1}
+        (parked,) = world.parked()
+    finally:
+        world.hub.close()
     assert (parked.kind, parked.step) == ("business_fix", "post_invoice")
-    assert "tax 153.12 in Tryton vs 153.13 in q2c" in parked.message
+    assert "tax 122.50 in Tryton vs 153.13 in q2c" in parked.message
+    assert "total 1653.75 in Tryton vs 1684.38 in q2c" in parked.message
     drafts = admin.search_read(
-        "account.invoice", [["reference", "=", f"q2c-inv-{invoice.id}"]], ["state"]
+        "account.invoice", [["reference", "=", f"q2c-inv-{invoice.id}"]], ["state", "taxes"]
     )
     assert [d["state"] for d in drafts] == ["draft"]  # nothing posted that disagrees
+    taxes = admin.read("account.invoice.tax", drafts[0]["taxes"], ["manual", "amount"])
+    assert [(t["manual"], t["amount"]) for t in taxes] == [(False, Decimal("122.50"))]
 
 
 def test_a_duplicate_or_replayed_posting_never_creates_a_second_tryton_invoice(

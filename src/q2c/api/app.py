@@ -32,11 +32,12 @@ from pydantic import BaseModel
 from sqlalchemy import select, tuple_
 
 from q2c.api.auth import ApiAuth, Principal, require, token_router
-from q2c.api.ingest import IngestResponse, read_body, receipts_of, validate_events
+from q2c.api.ingest import IngestResponse, read_body, receipts_of
 from q2c.api.operations import operations_router
 from q2c.api.problems import ApiError, Problem, install_problem_handlers, problem, problem_responses
 from q2c.api.webhooks import webhooks_router
 from q2c.bootstrap import Hub
+from q2c.canonical.inbound import validate_events
 from q2c.console import mount_console
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.runtime.jsonutil import loads

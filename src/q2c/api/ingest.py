@@ -3,19 +3,17 @@ validation with an error per field, and the receipt of each event put in the inb
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import Request
 from pydantic import BaseModel
-from pydantic import ValidationError as PydanticValidationError
 
-from q2c.api.errors import describe_validation_error
 from q2c.api.problems import ApiError
-from q2c.canonical.events import INBOUND_TYPES, CloudEvent, validate_data
+from q2c.canonical.events import CloudEvent
 from q2c.runtime.inbox import Receipt
 from q2c.runtime.metrics import EVENTS_INGESTED
 
-__all__ = ["EventReceipt", "IngestResponse", "read_body", "receipts_of", "validate_events"]
+__all__ = ["EventReceipt", "IngestResponse", "read_body", "receipts_of"]
 
 
 class EventReceipt(BaseModel):
@@ -64,36 +62,3 @@ def receipts_of(receipts: list[Receipt], events: list[CloudEvent]) -> IngestResp
     )
 
 
-def validate_events(items: list[Any]) -> tuple[list[CloudEvent], list[dict[str, Any]]]:
-    """Each item as an inbound CloudEvent with valid data, or an error naming the field."""
-    events: list[CloudEvent] = []
-    errors: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        prefix = f"events[{index}]" if len(items) > 1 else "event"
-        if not isinstance(item, dict):
-            errors.append(
-                {"index": index, "field": prefix, "message": f"{prefix} must be a JSON object"}
-            )
-            continue
-        try:
-            event = CloudEvent.model_validate(item)
-        except (PydanticValidationError, ValueError) as exc:
-            errors.extend(describe_validation_error(exc, index=index, prefix=prefix))
-            continue
-        if event.type not in INBOUND_TYPES:
-            errors.append(
-                {
-                    "index": index,
-                    "field": f"{prefix}.type",
-                    "message": f"{prefix}.type: unknown event type {event.type!r}; "
-                    f"q2c accepts {', '.join(sorted(INBOUND_TYPES))}",
-                }
-            )
-            continue
-        try:
-            validate_data(event)
-        except (PydanticValidationError, ValueError) as exc:
-            errors.extend(describe_validation_error(exc, index=index, prefix=f"{prefix}.data"))
-            continue
-        events.append(event)
-    return events, errors

@@ -19,10 +19,10 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select, update
 
 from q2c.api.auth import Principal, require
-from q2c.api.errors import describe_validation_error
 from q2c.api.problems import ApiError, problem_responses
 from q2c.bootstrap import Hub
 from q2c.canonical.events import CloudEvent, validate_data
+from q2c.canonical.inbound import describe_validation_error
 from q2c.runtime.engine import ReplayOutcome
 from q2c.runtime.exception_queue import ExceptionFilter, ParkedException
 from q2c.runtime.jsonutil import loads

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from q2c.api.errors import field_path
+from q2c.canonical.inbound import field_path
 
 __all__ = [
     "PROBLEM",

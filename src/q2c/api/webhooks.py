@@ -32,10 +32,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from q2c.api.ingest import EventReceipt, read_body, receipts_of, validate_events
+from q2c.api.ingest import EventReceipt, read_body, receipts_of
 from q2c.api.problems import ApiError, problem_responses
 from q2c.bootstrap import Hub
 from q2c.canonical.events import CloudEvent, new_event
+from q2c.canonical.inbound import validate_events
 from q2c.connectors.stripe.webhooks import (
     TimestampOutsideToleranceError,
     WebhookSignatureError,

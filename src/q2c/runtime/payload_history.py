@@ -158,7 +158,9 @@ class PayloadHistory:
         correlation_id: str | None,
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
+        error: str | None = None,
     ) -> None:
+        """One payload received; ``error`` says why it was refused (kept so nothing is lost)."""
         now = self.now()
         with self.engine.begin() as connection:
             connection.execute(
@@ -170,6 +172,7 @@ class PayloadHistory:
                     status=status,
                     request_headers=dumps(self.redactor.headers(headers or {})),
                     request_body=self.redactor.body(body),
+                    error=error,
                     created_at=now,
                     expires_at=now + self.retention,
                 )

@@ -13,6 +13,7 @@ is imported explicitly, because it starts processes and needs ``trytond`` instal
     adapter.py    TrytonErp (ErpPort + ArLedgerPort + JournalPort + ReferenceDataPort),
                   connect_tryton
     invoices.py   customer invoices: create, compare, post, read back
+    tax_rounding.py  billed tax vs Tryton's rounding: when it is rounding only, the fix
     ledger.py     payments (pay wizard, unapplied credit), journal entries
     reference.py  currencies, rates, taxes, items
     psa.py        TrytonPsa (PsaPort): projects and timesheet lines

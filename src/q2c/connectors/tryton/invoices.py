@@ -4,8 +4,10 @@ Invoices are ``account.invoice`` (type out) created over RPC with their lines an
 the ``post`` button. RPC create does not run on_change, so the values the client would fill in
 come from Tryton's own ``on_change`` (invoice: address, receivable account, journal; line:
 revenue account and unit of the product). Taxes are the ones q2c mapped, not the product's
-defaults. Before posting, Tryton's untaxed amount, tax and total are compared with the
-canonical invoice: a posted invoice cannot be deleted, so a difference leaves a draft and a
+defaults. Before posting, a tax that Tryton rounded differently from the billing document
+(half to even against half up) is set to the billed amount with a manual rounding line
+(``tax_rounding``), then Tryton's untaxed amount, tax and total are compared with the canonical
+invoice: a posted invoice cannot be deleted, so a difference leaves a draft and a
 ValidationError naming both amounts. Idempotency: ``reference`` carries the external id and is
 searched first; a posted/paid invoice is returned as is, a left-over draft is replaced.
 """
@@ -13,8 +15,11 @@ searched first; a posted/paid invoice is returned as is, a left-over draft is re
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+import structlog
 
 from q2c.canonical.models import Invoice
 from q2c.canonical.money import Money
@@ -24,6 +29,13 @@ from q2c.connectors.tryton.payloads import (
     invoice_line_figures,
     line_tax_amounts,
     mapped,
+)
+from q2c.connectors.tryton.tax_rounding import (
+    ROUNDING_NOTE,
+    TaxRoundingAdjustment,
+    billed_taxes,
+    is_rounding_line,
+    rounding_adjustments,
 )
 from q2c.errors import BusinessFixError, NotFoundError, ValidationError
 from q2c.flows.ports import (
@@ -35,7 +47,9 @@ from q2c.flows.ports import (
     InvoicePostingRefs,
 )
 
-__all__ = ["TrytonInvoices"]
+__all__ = ["TrytonInvoiceRef", "TrytonInvoices"]
+
+log = structlog.get_logger("q2c.connectors.tryton")
 
 SYSTEM = "tryton"
 INVOICE_FIELDS = [
@@ -43,22 +57,30 @@ INVOICE_FIELDS = [
     "total_amount", "amount_to_pay", "party", "company", "lines", "taxes", "type",
 ]  # fmt: skip
 DONE = ("posted", "paid")
+TAX_FIELDS = ["tax", "base", "amount", "manual", "account", "description", "sequence"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrytonInvoiceRef(ErpRecordRef):
+    """The posted invoice, with the taxes set from Tryton's rounding to the billed amount."""
+
+    tax_adjustments: tuple[TaxRoundingAdjustment, ...] = ()
 
 
 class TrytonInvoices(TrytonBase):
     """Customer invoices of one Tryton database."""
 
-
     # --- invoices --------------------------------------------------------------------------
 
     def upsert_invoice(
         self, invoice: Invoice, *, external_id: str, refs: InvoicePostingRefs
-    ) -> ErpRecordRef:
+    ) -> TrytonInvoiceRef:
         company = self.company_for(refs.subsidiary)
         ctx = {"company": company}
         existing = self._invoices_by_reference(external_id, company)
         if existing and existing["state"] in DONE:
-            return ErpRecordRef(str(existing["id"]), external_id, existing["number"])
+            adjusted = self._recorded_adjustments(int(existing["id"]), ctx)
+            return TrytonInvoiceRef(str(existing["id"]), external_id, existing["number"], adjusted)
         if existing and existing["state"] == "cancelled":
             raise ValidationError(
                 f"Invoice {existing['number'] or existing['id']} for '{external_id}' was "
@@ -67,10 +89,11 @@ class TrytonInvoices(TrytonBase):
                 suggested_fix="Decide in Tryton whether to re-open it, then replay.",
                 system=SYSTEM,
             )
-        if existing:  # a draft left by an earlier attempt: the canonical invoice wins
+        if existing:  # a draft left by an earlier attempt (its tax lines go with it)
             self.rpc.delete("account.invoice", [existing["id"]], context=ctx)
         values, own_taxes = self._invoice_values(invoice, external_id, refs, company)
         (invoice_id,) = self.rpc.create("account.invoice", [values], context=ctx)
+        adjusted = self._round_taxes_as_billed(invoice_id, invoice, refs, external_id, ctx)
         self._check_totals(invoice_id, invoice, ctx)
         foreseen = self._foreseen_warnings(invoice, own_taxes=own_taxes)
         self.expect_warnings("account.invoice", invoice_id, foreseen)
@@ -78,7 +101,7 @@ class TrytonInvoices(TrytonBase):
             lambda: self.rpc.button("account.invoice", "post", [invoice_id], context=ctx)
         )
         (row,) = self.rpc.read("account.invoice", [invoice_id], ["number"], context=ctx)
-        return ErpRecordRef(str(invoice_id), external_id, row["number"])
+        return TrytonInvoiceRef(str(invoice_id), external_id, row["number"], adjusted)
 
     def read_invoice(self, erp_id: str) -> ErpInvoice:
         row = self._invoice_row(erp_id)
@@ -314,6 +337,99 @@ class TrytonInvoices(TrytonBase):
         }
         answer = self.rpc.model("account.invoice.line", "on_change", values, ["product"])
         return dict(answer)
+
+    def _tax_records(self, invoice_id: int, ctx: dict[str, Any]) -> list[dict[str, Any]]:
+        (row,) = self.rpc.read("account.invoice", [invoice_id], ["taxes"], context=ctx)
+        return list(self.rpc.read("account.invoice.tax", row["taxes"], TAX_FIELDS, context=ctx))
+
+    def _round_taxes_as_billed(
+        self,
+        invoice_id: int,
+        invoice: Invoice,
+        refs: InvoicePostingRefs,
+        external_id: str,
+        ctx: dict[str, Any],
+    ) -> tuple[TaxRoundingAdjustment, ...]:
+        """Set each tax Tryton rounded differently from the billing document to the billed
+        amount, with a manual tax line for the difference; larger differences are left for
+        ``_check_totals`` to refuse."""
+        billed = billed_taxes(invoice, refs.tax_codes)
+        if not billed:
+            return ()
+        records = self._tax_records(invoice_id, ctx)
+        booked: dict[int, tuple[Decimal, Decimal]] = {}
+        computed_line: dict[int, dict[str, Any]] = {}
+        for record in records:
+            if not record["tax"]:
+                continue
+            tax_id = int(record["tax"])
+            base, amount = booked.get(tax_id, (Decimal(0), Decimal(0)))
+            booked[tax_id] = (base + Decimal(record["base"]), amount + Decimal(record["amount"]))
+            if not record["manual"]:
+                computed_line.setdefault(tax_id, record)
+        rates = {
+            int(row["id"]): Decimal(row["rate"]) if row["type"] == "percentage" else None
+            for row in self.rpc.read("account.tax", sorted(booked), ["rate", "type"], context=ctx)
+        }
+        exponent = Money.zero(invoice.currency).exponent
+        adjustments = [
+            adjustment
+            for adjustment in rounding_adjustments(billed, booked, rates, exponent)
+            if adjustment.tax_id in computed_line
+        ]
+        if not adjustments:
+            return ()
+        self.rpc.create(
+            "account.invoice.tax",
+            [
+                {
+                    "invoice": invoice_id,
+                    "manual": True,
+                    "tax": adjustment.tax_id,
+                    "account": computed_line[adjustment.tax_id]["account"],
+                    "base": Decimal(0),  # the lines already carry the base in the tax report
+                    "amount": adjustment.amount,
+                    "description": computed_line[adjustment.tax_id]["description"] + ROUNDING_NOTE,
+                    "sequence": computed_line[adjustment.tax_id]["sequence"],
+                }
+                for adjustment in adjustments
+            ],
+            context=ctx,
+        )
+        for adjustment in adjustments:
+            log.info(
+                "tryton.invoice_tax_rounded_as_billed",
+                invoice=invoice.number or invoice.id,
+                external_id=external_id,
+                tryton_invoice_id=invoice_id,
+                tax_id=adjustment.tax_id,
+                tryton_amount=str(adjustment.computed),
+                billed_amount=str(adjustment.billed),
+                adjustment=str(adjustment.amount),
+            )
+        return tuple(adjustments)
+
+    def _recorded_adjustments(
+        self, invoice_id: int, ctx: dict[str, Any]
+    ) -> tuple[TaxRoundingAdjustment, ...]:
+        """The rounding adjustments a posted invoice carries (for a replayed posting)."""
+        computed: dict[int, Decimal] = {}
+        rounded: dict[int, Decimal] = {}
+        for record in self._tax_records(invoice_id, ctx):
+            if not record["tax"]:
+                continue
+            tax_id, amount = int(record["tax"]), Decimal(record["amount"])
+            if is_rounding_line(
+                bool(record["manual"]), Decimal(record["base"]), record["description"]
+            ):
+                rounded[tax_id] = rounded.get(tax_id, Decimal(0)) + amount
+            else:
+                computed[tax_id] = computed.get(tax_id, Decimal(0)) + amount
+        return tuple(
+            TaxRoundingAdjustment(tax_id, computed.get(tax_id, Decimal(0)),
+                                  computed.get(tax_id, Decimal(0)) + difference)
+            for tax_id, difference in sorted(rounded.items())
+        )  # fmt: skip
 
     def _check_totals(self, invoice_id: int, invoice: Invoice, ctx: dict[str, Any]) -> None:
         (row,) = self.rpc.read(

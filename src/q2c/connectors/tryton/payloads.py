@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from q2c.canonical.models import Address, Customer
@@ -172,25 +172,37 @@ def line_tax_amounts(
 ) -> dict[int, Decimal]:
     """Tax per invoice line, consistent with the invoice's tax records.
 
-    Tryton keeps tax per invoice (``account.invoice.tax``: tax, base, amount), not per line.
-    Each line gets round(amount x rate) (half-even, as Tryton rounds) for each of its taxes;
-    per tax, any difference to Tryton's own amount goes to that tax's largest line, so the
-    lines add up to what Tryton booked. ``lines``: (line id, amount, tax ids);
-    ``invoice_taxes``: (tax id, base, amount).
+    Tryton keeps tax per invoice (``account.invoice.tax``: tax, base, amount), not per line;
+    a tax can have several records (q2c's manual rounding adjustment next to the computed one),
+    which are added up. Each line gets round(amount x rate) for each of its taxes: half to even,
+    as Tryton rounds, or half up when that is what adds up to the booked amount (a tax set to
+    what the billing platform rounded half up). Any remaining difference goes to the tax's
+    largest line, so the lines add up to what Tryton booked. ``lines``: (line id, amount, tax
+    ids); ``invoice_taxes``: (tax id, base, amount).
     """
+    booked: dict[int, Decimal] = {}
+    for tax_id, _base, amount in invoice_taxes:
+        booked[tax_id] = booked.get(tax_id, Decimal(0)) + amount
     per_line: dict[int, Decimal] = {line_id: Decimal(0) for line_id, _, _ in lines}
-    for tax_id, _base, booked in invoice_taxes:
+    for tax_id, total in booked.items():
         rate = rates.get(tax_id, Decimal(0))
         taxed = [(line_id, amount) for line_id, amount, taxes in lines if tax_id in taxes]
         if not taxed:
             continue
-        shares = {
-            line_id: (amount * rate).quantize(exponent, rounding=ROUND_HALF_EVEN)
-            for line_id, amount in taxed
-        }
-        difference = booked - sum(shares.values(), Decimal(0))
-        largest = max(taxed, key=lambda item: (abs(item[1]), -item[0]))[0]
-        shares[largest] += difference
+        for rounding in (ROUND_HALF_EVEN, ROUND_HALF_UP):
+            shares = {
+                line_id: (amount * rate).quantize(exponent, rounding=rounding)
+                for line_id, amount in taxed
+            }
+            if sum(shares.values(), Decimal(0)) == total:
+                break
+        else:
+            shares = {
+                line_id: (amount * rate).quantize(exponent, rounding=ROUND_HALF_EVEN)
+                for line_id, amount in taxed
+            }
+            largest = max(taxed, key=lambda item: (abs(item[1]), -item[0]))[0]
+            shares[largest] += total - sum(shares.values(), Decimal(0))
         for line_id, share in shares.items():
             per_line[line_id] += share
     return per_line
