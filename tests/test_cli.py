@@ -186,3 +186,44 @@ def test_reconcile_prints_each_difference_and_exits_1(monkeypatch):
 class _NoHub:
     def close(self) -> None:
         pass
+
+
+def test_mappings_list_shows_operator_mappings_with_who_why_and_what_to_copy(tmp_path, clock):
+    from q2c.config import DEMO_CONFIG_YAML
+    from q2c.mapping.value_maps import MappingEntry
+    from q2c.runtime.operator_mappings import OperatorMappings
+    from q2c.store.db import create_store_engine, upgrade
+
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    config = tmp_path / "q2c.yaml"
+    config.write_text(DEMO_CONFIG_YAML.replace("sqlite:///.q2c/q2c.db", store_url))
+    engine = create_store_engine(store_url)
+    upgrade(engine)
+    store = OperatorMappings(engine, now=clock)
+    emea = MappingEntry("department", "Consulting-EMEA", "UK01", "netsuite", "7")
+    store.add(emea._replace(external_id="6"), by="ada", reason="first guess")
+    store.add(emea, by="ada", reason="EMEA consulting books to 7")
+    store.add(MappingEntry("department", "Consulting-US", "US01", "netsuite", "3"), by="bob",
+              reason="same as q2c.yaml", config_external_id="3")
+    store.add(MappingEntry("item", "CONSULT-SR", "*", "netsuite", "99"), by="cy",
+              reason="temporary item", config_external_id="20")  # q2c.yaml now says 21
+    engine.dispose()
+
+    listed = runner.invoke(app, ["mappings", "list", "--config", str(config), "--json",
+                                 "--history"])
+    assert listed.exit_code == 0, listed.output
+    document = json.loads(listed.output)
+    by_value = {m["value"]: m for m in document["mappings"]}
+    assert {v: (m["standing"], m["added_by"], m["reason"]) for v, m in by_value.items()} == {
+        "Consulting-EMEA": ("not_in_q2c_yaml", "ada", "EMEA consulting books to 7"),
+        "Consulting-US": ("in_q2c_yaml", "bob", "same as q2c.yaml"),
+        "CONSULT-SR": ("overridden_by_q2c_yaml", "cy", "temporary item"),
+    }
+    assert [(c["old_external_id"], c["new_external_id"]) for c in document["history"]
+            if c["value"] == "Consulting-EMEA"] == [(None, "6"), ("6", "7")]
+
+    shown = runner.invoke(app, ["mappings", "list", "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    copy_lines = [line.strip() for line in shown.output.splitlines()
+                  if line.startswith("  mappings.")]
+    assert copy_lines == ['mappings.department."Consulting-EMEA".UK01.netsuite: "7"']

@@ -40,12 +40,13 @@ from q2c.flows.ports import (
 from q2c.flows.services import ApprovalPolicy, HubLedgers, Services
 from q2c.flows.shadow import ShadowCrm, ShadowErp
 from q2c.mapping.ownership import OwnershipRules
-from q2c.mapping.value_maps import ValueMaps
+from q2c.mapping.value_maps import MappingEntry, ValueMaps
 from q2c.runtime.context import current_transaction_id
 from q2c.runtime.engine import SagaEngine
 from q2c.runtime.flow import Flow, Mode
 from q2c.runtime.inbox import Inbox, Routing
 from q2c.runtime.ledgers import BillableEvents, LedgerDocuments, MasterRecords
+from q2c.runtime.operator_mappings import LiveValueMaps, OperatorMappings
 from q2c.runtime.outbox import LocalPublisher, OutboxRelay, Publisher
 from q2c.runtime.payload_history import PayloadHistory, Redactor
 from q2c.runtime.retry import RetryPolicy
@@ -78,8 +79,13 @@ class Hub:
     ownership: OwnershipRules
     extras: dict[str, Any] = field(default_factory=dict)
     parallel_run: ParallelRunErp | None = None  # q2c.yaml erp_migration: both ERPs written
+    nats_inbound: Any = None  # the JetStream consumer, made by feeds() when configured
+    # q2c.yaml mappings overlaid with the operator mappings in the store (None: q2c.yaml only)
+    live_maps: LiveValueMaps | None = None
 
     def services(self, mode: Mode) -> Services:
+        if self.live_maps is not None:  # operator fixes made by other processes, too
+            self.maps = self.live_maps.current()
         crm: CrmPort = self.connections.port("crm")
         erp: ErpPort = self.parallel_run or self.connections.port("erp")
         log: list[dict[str, Any]] = []
@@ -143,7 +149,30 @@ class Hub:
                     now=self.clock,
                 )
             )
+        transport = self.config.transport
+        if transport.kind == "nats" and transport.inbound_subjects:
+            feeds.append(self._jetstream_inbound())
         return feeds
+
+    def _jetstream_inbound(self) -> Any:
+        """The inbound JetStream consumer (one per hub, closed by ``close()``)."""
+        from q2c.runtime.nats_inbound import JetStreamInbound
+
+        transport = self.config.transport
+        if self.nats_inbound is None and transport.kind == "nats":
+            self.nats_inbound = JetStreamInbound(
+                self.inbox,
+                self.payloads,
+                url=transport.url,
+                stream=transport.inbound_stream,
+                subjects=transport.inbound_subjects,
+                durable=transport.durable,
+                batch=transport.inbound_batch,
+                ack_wait_seconds=transport.ack_wait_seconds,
+                redelivery_delay_seconds=transport.redelivery_delay_seconds,
+                credentials_file=transport.credentials_file,
+            )
+        return self.nats_inbound
 
     def _role(self, role: str, port: type) -> Any:
         """The adapter filed under ``role`` if it implements ``port``, else None (during an
@@ -164,13 +193,29 @@ class Hub:
         )
 
     def add_mapping(
-        self, dimension: str, value: str, legal_entity: str, system: str, external_id: str
+        self,
+        dimension: str,
+        value: str,
+        legal_entity: str,
+        system: str,
+        external_id: str,
+        *,
+        by: str = "operator",
+        reason: str | None = None,
     ) -> None:
-        """Operator fix: add a value mapping at run time (kept until restart; put it in
-        q2c.yaml to keep it)."""
-        self.maps = self.maps.with_mapping(dimension, value, legal_entity, system, external_id)
+        """Operator fix: add (or replace) a value mapping at run time. It is kept in the
+        store, with who and why, and every hub process on this store runs with it from its
+        next transaction; ``q2c mappings list`` shows the ones to copy into q2c.yaml."""
+        entry = MappingEntry(dimension, value, legal_entity, system, external_id)
+        if self.live_maps is None:
+            self.maps = self.maps.with_mapping(*entry)
+            return
+        self.maps = self.live_maps.add(entry, by=by, reason=reason)
 
     def close(self) -> None:
+        if self.nats_inbound is not None:
+            self.nats_inbound.close()
+            self.nats_inbound = None
         self.payloads.flush()
         self.connections.close()
         closer = getattr(self.publisher, "close", None)
@@ -240,6 +285,8 @@ def bootstrap(
         maps=ValueMaps.from_config(config),
         ownership=OwnershipRules.from_config(config),
     )
+    hub.live_maps = LiveValueMaps(hub.maps, OperatorMappings(db, now=clock))
+    hub.maps = hub.live_maps.current()
     hub.parallel_run = parallel_run_from_config(config, conns, xref=hub.xref, maps=lambda: hub.maps)
     hub_ref["hub"] = hub
     return hub

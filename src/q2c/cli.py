@@ -27,6 +27,11 @@ exceptions_app = typer.Typer(help="The exception queue.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(exceptions_app, name="exceptions")
+mappings_app = typer.Typer(
+    help="Value mappings operators added at run time (kept in the hub's store).",
+    no_args_is_help=True,
+)
+app.add_typer(mappings_app, name="mappings")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -129,9 +134,8 @@ def serve(
 
     from q2c.api.app import create_app
     from q2c.bootstrap import bootstrap
-    from q2c.observability import configure_logging
+    from q2c.observability import configure_logging, configure_tracing
 
-    configure_logging("INFO")
     try:
         settings = _config(config)
     except Q2CError as error:
@@ -156,6 +160,8 @@ def serve(
             "[yellow]No API clients in q2c.yaml (api.clients): every /v1 call will be refused "
             "with 401.[/yellow]"
         )
+    configure_logging("INFO")
+    configure_tracing(settings.observability.tracing)
     try:
         hub = bootstrap(settings)
     except Q2CError as error:
@@ -180,7 +186,7 @@ def worker(
     from datetime import timedelta
 
     from q2c.bootstrap import bootstrap
-    from q2c.observability import configure_logging
+    from q2c.observability import configure_logging, configure_tracing
     from q2c.runtime.worker import run_worker
 
     configure_logging("INFO")
@@ -191,6 +197,7 @@ def worker(
     except Q2CError as error:
         _fail(error)
         return
+    configure_tracing(hub.config.observability.tracing)
     run_worker(hub, once=once, poll_seconds=poll_seconds, poll_crm=poll_crm)
 
 
@@ -274,6 +281,90 @@ def exceptions_list(config: ConfigOption = None, status: str = "open") -> None:
             str(item.id), item.flow, item.business_key, item.step, item.message, item.suggested_fix
         )
     console.print(table)
+
+
+_STANDING_LABELS = {
+    "in_q2c_yaml": "[green]has it[/]",
+    "not_in_q2c_yaml": "[yellow]not yet: copy it[/]",
+    "overridden_by_q2c_yaml": "[dim]changed since; q2c.yaml wins[/]",
+}
+
+
+def _mapping_label(dimension: str, value: str, legal_entity: str, system: str) -> str:
+    return f"{dimension} {value} ({legal_entity}) → {system}"
+
+
+@mappings_app.command("list")
+def mappings_list(
+    config: ConfigOption = None,
+    history: Annotated[bool, typer.Option(help="Also print every change, oldest first")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Operator mappings with who added them and why, marking those q2c.yaml does not have
+    yet (copy them into q2c.yaml's mappings so git has them too)."""
+    from dataclasses import asdict
+
+    from q2c.bootstrap import utcnow
+    from q2c.mapping.value_maps import ANY_ENTITY, ValueMaps, yaml_key
+    from q2c.runtime.operator_mappings import LiveValueMaps, OperatorMappings
+    from q2c.store.db import create_store_engine, upgrade
+
+    settings = _config(config)
+    engine = create_store_engine(settings.store.url)
+    try:
+        upgrade(engine)
+        store = OperatorMappings(engine, now=utcnow)
+        standings = LiveValueMaps(ValueMaps.from_config(settings), store).standings()
+        changes = store.history() if history else []
+    finally:
+        engine.dispose()
+    rows = [
+        {
+            **asdict(mapping),
+            "added_at": mapping.added_at.isoformat(),
+            "standing": standing,
+            "q2c_yaml_key": yaml_key(
+                "mappings",
+                mapping.dimension,
+                mapping.value,
+                *([] if mapping.legal_entity == ANY_ENTITY else [mapping.legal_entity]),
+                mapping.system,
+            ),
+        }
+        for mapping, standing in standings
+    ]
+    if as_json:
+        document: dict[str, Any] = {"mappings": rows}
+        if history:
+            document["history"] = [
+                {**asdict(change), "added_at": change.added_at.isoformat()} for change in changes
+            ]
+        typer.echo(json.dumps(document, indent=2))
+        return
+    table = Table("mapping", "id", "added by", "why", "on", "q2c.yaml", title="Operator mappings")
+    for row in rows:
+        table.add_row(
+            _mapping_label(row["dimension"], row["value"], row["legal_entity"], row["system"]),
+            row["external_id"], row["added_by"], row["reason"] or "", row["added_at"][:10],
+            _STANDING_LABELS[row["standing"]],
+        )
+    console.print(table if rows else "No operator mappings.")
+    to_copy = [row for row in rows if row["standing"] == "not_in_q2c_yaml"]
+    if to_copy:
+        console.print("Not in q2c.yaml yet; copy these into it:")
+        for row in to_copy:
+            console.print(f'  {row["q2c_yaml_key"]}: "{row["external_id"]}"',
+                          soft_wrap=True, markup=False, highlight=False)
+    if history:
+        log = Table("mapping", "old id", "new id", "by", "why", "at", title="Changes")
+        for change in changes:
+            log.add_row(
+                _mapping_label(change.dimension, change.value, change.legal_entity,
+                               change.system),
+                change.old_external_id or "", change.new_external_id, change.added_by,
+                change.reason or "", change.added_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        console.print(log)
 
 
 @db_app.command("upgrade")

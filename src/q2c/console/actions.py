@@ -4,8 +4,8 @@ edit-and-replay, dismiss, and fix a missing mapping.
 The exception operations are the HTTP API's own (``q2c.api.operations``), called in-process
 with the signed-in user's token: the same checks, the same audit trail
 (``ada (client ops-console)``), the same errors. After a replay the console runs the replayed
-transactions at once in this process, so the operator sees how they ended, and so a mapping
-added here (``Hub.add_mapping`` lives in this process's memory) is the one they run with.
+transactions at once in this process, so the operator sees how they ended. A mapping added
+here is kept in the store (``Hub.add_mapping``), so every worker runs with it too.
 """
 
 from __future__ import annotations
@@ -246,10 +246,15 @@ class Operations:
         """Add the mapping, then replay (and run) every parked transaction it blocked."""
         if not principal.allows("operate"):  # adding a mapping is no API call: check here
             raise ApiError(403, f"client {principal.client_id!r} lacks the 'operate' scope")
-        self.hub.add_mapping(fix.dimension, fix.value, fix.legal_entity, fix.system, external_id)
         reason = (
             f"mapped {fix.dimension} {fix.value!r} ({fix.legal_entity}) to {fix.system} "
             f"{external_id!r}"
+        )
+        await run_in_threadpool(
+            lambda: self.hub.add_mapping(
+                fix.dimension, fix.value, fix.legal_entity, fix.system, external_id,
+                by=by, reason="fix mapping from the exception queue",
+            )
         )
         replayed: list[str] = []
         for parked in await run_in_threadpool(blocked_by, self.hub, fix):

@@ -600,9 +600,9 @@ def console_router() -> APIRouter:
             f"'{fields['external_id']}'. Replayed {len(results)} blocked transaction"
             f"{'s' if len(results) != 1 else ''}: {completed} completed.",
             results=results,
-            note="The mapping lives in this process until restart: add it to q2c.yaml "
-            f"(mappings.{fix.dimension}.\"{fix.value}\".{fix.legal_entity}.{fix.system}) "
-            "to keep it.",
+            note="Every worker uses this mapping now (kept in the hub's store); copy it into "
+            f"q2c.yaml (mappings.{fix.dimension}.\"{fix.value}\".{fix.legal_entity}."
+            f"{fix.system}) so git has it too: q2c mappings list shows the ones to copy.",
         )
 
     # --- cross-references ----------------------------------------------------------------

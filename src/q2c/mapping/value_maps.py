@@ -190,6 +190,12 @@ class ValueMaps:
             else table.get((dimension, canonical_value, ANY_ENTITY, system))
         )
 
+    def exact(
+        self, dimension: str, canonical_value: str, legal_entity: str, system: str
+    ) -> str | None:
+        """The id mapped for exactly this key, without falling back to the ``"*"`` entry."""
+        return self._table.get((dimension, canonical_value, legal_entity, system))
+
     def resolve(self, dimension: str, canonical_value: str, legal_entity: str, system: str) -> str:
         """The system's id for the value, or MappingMissingError saying what to add where."""
         found = self.get(dimension, canonical_value, legal_entity, system)
@@ -221,6 +227,15 @@ class ValueMaps:
         clone._table = {
             **self._table,
             (dimension, canonical_value, legal_entity, system): external_id,
+        }
+        return clone
+
+    def with_mappings(self, entries: Iterable[MappingEntry]) -> ValueMaps:
+        """A copy with these mappings laid over this one's (an entry replaces the same key)."""
+        clone = ValueMaps((), self._display)
+        clone._table = {
+            **self._table,
+            **{(e.dimension, e.value, e.legal_entity, e.system): e.external_id for e in entries},
         }
         return clone
 

@@ -32,6 +32,8 @@ __all__ = [
     "ledger_documents",
     "master_records",
     "metadata",
+    "operator_mapping_history",
+    "operator_mappings",
     "outbox",
     "payloads",
     "replays",
@@ -248,6 +250,49 @@ watermarks = Table(
     Column("name", String(200), primary_key=True),
     Column("value", String(500), nullable=False),
     _ts("updated_at", nullable=False),
+)
+
+
+# --- operator value mappings -------------------------------------------------------------
+# Mappings an operator added at run time ("fix mapping"), read by every hub process on top of
+# q2c.yaml's ``mappings``. One current row per key; every add (first or replacing) is also
+# appended to the history, whose row count and highest id tell a process the set changed.
+
+operator_mappings = Table(
+    "operator_mappings",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("dimension", String(100), nullable=False),
+    Column("value", String(300), nullable=False),
+    Column("legal_entity", String(40), nullable=False),  # a legal entity code, or "*"
+    Column("system", String(100), nullable=False),
+    Column("external_id", String(300), nullable=False),
+    # q2c.yaml's id for this exact key when the operator added it (None: q2c.yaml had none);
+    # once q2c.yaml says something else, q2c.yaml wins (see q2c.runtime.operator_mappings)
+    Column("config_external_id", String(300)),
+    Column("added_by", String(200), nullable=False),
+    Column("reason", Text),
+    _ts("added_at", nullable=False),
+    UniqueConstraint(
+        "dimension", "value", "legal_entity", "system", name="uq_operator_mappings_key"
+    ),
+)
+
+operator_mapping_history = Table(
+    "operator_mapping_history",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("dimension", String(100), nullable=False),
+    Column("value", String(300), nullable=False),
+    Column("legal_entity", String(40), nullable=False),
+    Column("system", String(100), nullable=False),
+    Column("old_external_id", String(300)),  # None: the first operator mapping for the key
+    Column("new_external_id", String(300), nullable=False),
+    Column("config_external_id", String(300)),
+    Column("added_by", String(200), nullable=False),
+    Column("reason", Text),
+    _ts("added_at", nullable=False),
+    Index("ix_operator_mapping_history_key", "dimension", "value", "legal_entity", "system"),
 )
 
 
