@@ -20,6 +20,7 @@ from q2c.connectors.parallel_run import ParallelRunErp, parallel_run_from_config
 from q2c.connectors.registry import Connections, connect_systems
 from q2c.errors import ConfigError
 from q2c.flows import (
+    change_order,
     delivery_to_billing,
     invoice_to_ledger,
     opportunity_to_project,
@@ -296,9 +297,10 @@ CONFIG_SECTION = {
     delivery_to_billing.RUN: delivery_to_billing.INTAKE,
     delivery_to_billing.BATCH_INTAKE: delivery_to_billing.INTAKE,
     rate_card_publication.NAME: reference_data_sync.NAME,
+    change_order.NAME: delivery_to_billing.INTAKE,
 }
 """Flows configured under another flow's section of q2c.yaml (a billing run is part of
-delivery-to-billing)."""
+delivery-to-billing; so is a change order, which changes what billing may bill)."""
 
 
 def _policy(name: str, retry: RetryConfig) -> RetryPolicy:
@@ -340,6 +342,9 @@ def _flows(config: Q2CConfig) -> dict[str, Flow]:
         ),
         rate_card_publication.build_flow(
             _policy(reference_data_sync.NAME, settings.reference_data_sync.retry)
+        ),
+        change_order.build_flow(
+            _policy(delivery_to_billing.INTAKE, settings.delivery_to_billing.retry)
         ),
     ]
     return {flow.name: flow for flow in flows}

@@ -238,6 +238,38 @@ def project_activated() -> Payload:
     }
 
 
+def change_order() -> Payload:
+    return {
+        "contract_id": "ctr-1",
+        "change_number": 1,
+        "effective_date": "2026-12-01",
+        "not_to_exceed": usd("40000.00"),
+        "approved_by": "m.jones@firm.example",
+        "reason": "Discovery phase extended",
+    }
+
+
+def contract_changed() -> Payload:
+    return {
+        "contract_id": "ctr-1",
+        "contract_number": "C-1",
+        "contract_version": 2,
+        "legal_entity": "US01",
+        "change_number": 1,
+        "effective_date": "2026-12-01",
+        "total_value": usd("25000.00"),
+        "not_to_exceed": usd("40000.00"),
+        "previous_total_value": usd("25000.00"),
+        "previous_not_to_exceed": usd("30000.00"),
+        "end_date": "2027-04-30",
+        "revenue_schedule_id": "ctr-1-rev-v2",
+        "released_event_ids": ["te-3"],
+        "resolved_exceptions": [7],
+        "approved_by": "m.jones@firm.example",
+        "reason": "Discovery phase extended",
+    }
+
+
 def transaction_failed() -> Payload:
     return {
         "transaction_id": "t-1",
@@ -303,6 +335,7 @@ MODEL_PAYLOADS: dict[str, Callable[[], Payload]] = {
     "PeriodClosed": period_closed,
     "ProjectActivated": project_activated,
     "TransactionFailed": transaction_failed,
+    "ChangeOrder": change_order,
 }
 
 EVENT_PAYLOADS: dict[str, Callable[[], Payload]] = {
@@ -340,6 +373,8 @@ EVENT_PAYLOADS: dict[str, Callable[[], Payload]] = {
     },
     "reference_data.sync_requested": lambda: {"as_of": "2026-11-27"},
     "rate_card.published": rate_card,
+    "contract.change_order_approved": change_order,
+    "delivery.batch_received": lambda: {"batch_id": "psa-page-1", "events": [billing_event()]},
     "project.activated": project_activated,
     "invoice.posted": lambda: {
         "invoice_id": "inv-1",
@@ -370,6 +405,7 @@ EVENT_PAYLOADS: dict[str, Callable[[], Payload]] = {
         "amounts": [usd("2500.00")],
     },
     "transaction.failed": transaction_failed,
+    "contract.changed": contract_changed,
 }
 
 

@@ -16,7 +16,14 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from q2c.canonical.base import CanonicalModel
-from q2c.canonical.models import BillingEvent, Invoice, Payment, Proposal, RateCard
+from q2c.canonical.models import (
+    BillingEvent,
+    ChangeOrder,
+    Invoice,
+    Payment,
+    Proposal,
+    RateCard,
+)
 from q2c.canonical.money import Money
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "OUTBOUND_TYPES",
     "BillingRunRequested",
     "CloudEvent",
+    "ContractChanged",
     "DeliveryBatch",
     "InvoicePosted",
     "OpportunityClosedWon",
@@ -193,6 +201,29 @@ class ProjectActivated(CanonicalModel):
     xrefs: dict[str, dict[str, str]]
 
 
+class ContractChanged(CanonicalModel):
+    """A change order was applied: the contract's new terms, as the hub now bills them."""
+
+    contract_id: str
+    contract_number: str
+    contract_version: int
+    legal_entity: str
+    change_number: int
+    effective_date: date
+    total_value: Money
+    not_to_exceed: Money | None
+    previous_total_value: Money
+    previous_not_to_exceed: Money | None
+    end_date: date
+    revenue_schedule_id: str
+    released_event_ids: list[str] = Field(
+        description="billing events the raised cap had held back; the next billing run bills them"
+    )
+    resolved_exceptions: list[int] = Field(description="cap exceptions the change resolved")
+    approved_by: str
+    reason: str
+
+
 class TransactionFailed(CanonicalModel):
     transaction_id: str
     flow: str
@@ -216,6 +247,7 @@ INBOUND_TYPES: dict[str, type[BaseModel]] = {
     "billing.run_requested": BillingRunRequested,
     "reference_data.sync_requested": ReferenceSyncRequested,
     "rate_card.published": RateCard,
+    "contract.change_order_approved": ChangeOrder,
 }
 
 OUTBOUND_TYPES: dict[str, type[BaseModel]] = {
@@ -223,6 +255,7 @@ OUTBOUND_TYPES: dict[str, type[BaseModel]] = {
     "invoice.posted": InvoicePosted,
     "payment.applied": PaymentApplied,
     "revenue.recognized": RevenueRecognized,
+    "contract.changed": ContractChanged,
     "transaction.failed": TransactionFailed,
 }
 

@@ -29,6 +29,7 @@ __all__ = [
     "BillingModel",
     "BillingScheduleLine",
     "BillingTerms",
+    "ChangeOrder",
     "Contract",
     "ContractLine",
     "Customer",
@@ -252,6 +253,49 @@ class Contract(CanonicalObject):
     def _coherent(self) -> Contract:
         if self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+
+class ChangeOrder(CanonicalModel):
+    """An approved modification of a contract, numbered 1, 2, 3... per contract.
+
+    What it states replaces the contract's: ``total_value``, ``not_to_exceed``, ``end_date``,
+    ``billing_terms``; ``added_lines`` are appended (and, unless ``total_value`` is stated,
+    raise the contract value by their amounts). Applied prospectively from
+    ``effective_date``: what was billed or recognized before stays.
+    """
+
+    contract_id: str = Field(min_length=1, max_length=200)
+    change_number: int = Field(ge=1, description="1 for the first change order of a contract")
+    effective_date: date
+    total_value: Money | None = Field(default=None, description="the new contract value")
+    not_to_exceed: Money | None = Field(default=None, description="the new not-to-exceed cap")
+    end_date: date | None = None
+    added_lines: list[ContractLine] = Field(default_factory=list)
+    billing_terms: BillingTerms | None = None
+    approved_by: str = Field(min_length=1, max_length=200)
+    approved_at: datetime | None = None
+    reason: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ChangeOrder:
+        if (
+            self.total_value is None
+            and self.not_to_exceed is None
+            and self.end_date is None
+            and not self.added_lines
+            and self.billing_terms is None
+        ):
+            raise ValueError(
+                "a change order must change something: total_value, not_to_exceed, end_date, "
+                "added_lines or billing_terms"
+            )
+        for name, money in (
+            ("total_value", self.total_value),
+            ("not_to_exceed", self.not_to_exceed),
+        ):
+            if money is not None and money.amount < 0:
+                raise ValueError(f"{name} must not be negative, got {money}")
         return self
 
 

@@ -26,18 +26,35 @@ from q2c.canonical.models import (
     BillingModel,
     Contract,
     RevenueMethod,
+    RevenueSchedule,
 )
 from q2c.canonical.money import Money
 from q2c.flows.ports import JournalLine, JournalRequest
 from q2c.flows.services import HubLedgers, Services
-from q2c.revenue import EffortPeriod, MilestoneCompleted, RecognitionEntry, plan_schedule, recognize
+from q2c.revenue import (
+    EffortPeriod,
+    MilestoneCompleted,
+    RecognitionEntry,
+    plan_schedule,
+    recognize,
+    update_progress,
+)
 from q2c.revenue.schedules import Invoiced, month_periods
 from q2c.runtime.flow import Flow, FlowKey, Step, StepContext, StepResult
 from q2c.runtime.retry import RetryPolicy
 
-__all__ = ["NAME", "build_flow", "due_entries"]
+__all__ = [
+    "NAME",
+    "REVENUE_SCHEDULE",
+    "build_flow",
+    "current_schedule",
+    "due_entries",
+    "effort_plan",
+]
 
 NAME = "revenue_recognition"
+REVENUE_SCHEDULE = "revenue_schedule"
+"""Master-record type of a schedule re-planned by a change order (``flows.change_order``)."""
 _ACCOUNTS = {"deferred": "deferred_revenue", "earned": "revenue"}
 
 
@@ -55,7 +72,7 @@ def _close(context: StepContext) -> PeriodClosed:
     return context.data
 
 
-def _effort_plan(hub: HubLedgers, contract: Contract, through: date) -> list[EffortPeriod]:
+def effort_plan(hub: HubLedgers, contract: Contract, through: date) -> list[EffortPeriod]:
     planned_total = sum((line.quantity for line in contract.lines), Decimal(0))
     months = month_periods(contract.start_date, contract.end_date)
     # even split to the hundredth of an hour; the last month takes the remainder (exact sum)
@@ -82,6 +99,28 @@ def _as_invoiced(hub: HubLedgers, contract: Contract) -> list[Invoiced]:
     return invoiced
 
 
+def current_schedule(hub: HubLedgers, contract: Contract, through: date) -> RevenueSchedule:
+    """The schedule recognition works from: the latest one a change order re-planned, else
+    one planned from the contract. As-invoiced always plans from the contract (its entries
+    are the invoices, which keep coming; a change order moves its cap on the contract)."""
+    method = contract.revenue_method
+    progress = (
+        effort_plan(hub, contract, through) if method is RevenueMethod.PERCENT_COMPLETE else None
+    )
+    stored = (
+        None
+        if method is RevenueMethod.AS_INVOICED
+        else hub.records.current(REVENUE_SCHEDULE, contract.id, RevenueSchedule)
+    )
+    if stored is not None and stored.method is method:
+        return stored if progress is None else update_progress(stored, progress)
+    return plan_schedule(
+        contract,
+        effort_plan=progress,
+        invoices=_as_invoiced(hub, contract) if method is RevenueMethod.AS_INVOICED else None,
+    )
+
+
 def due_entries(hub: HubLedgers, contract: Contract, through: date) -> list[RecognitionEntry]:
     """What the contract's method recognises by ``through`` and is not recognised yet."""
     method = contract.revenue_method
@@ -93,13 +132,7 @@ def due_entries(hub: HubLedgers, contract: Contract, through: date) -> list[Reco
             for sequence, event in enumerate(milestones, start=1)
             if event.work_date <= through
         ]
-    schedule = plan_schedule(
-        contract,
-        effort_plan=_effort_plan(hub, contract, through)
-        if method is RevenueMethod.PERCENT_COMPLETE
-        else None,
-        invoices=_as_invoiced(hub, contract) if method is RevenueMethod.AS_INVOICED else None,
-    )
+    schedule = current_schedule(hub, contract, through)
     _, journal = recognize(schedule, through=through, completed=completed)
     done = {
         d["document_id"]

@@ -159,6 +159,20 @@ class ExceptionQueue:
             },
         ).rowcount
 
+    def resolve_in(self, connection: Connection, exception_id: int, *, resolution: str) -> bool:
+        """Resolve one open exception because the business fixed its cause (a change order
+        raised the cap); False if it was no longer open."""
+        return bool(
+            connection.execute(
+                update(exceptions)
+                .where(
+                    exceptions.c.id == exception_id,
+                    exceptions.c.status.in_(("open", "replaying")),
+                )
+                .values(status="resolved", resolution=resolution, resolved_at=self.now())
+            ).rowcount
+        )
+
     def list(
         self, where: ExceptionFilter | None = None, *, limit: int = 200
     ) -> list[ParkedException]:

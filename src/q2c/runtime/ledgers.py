@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Connection, Dialect, Engine, and_, bindparam, func, insert, select, update
 
 from q2c.canonical.models import BillingEvent, BillingEventKind
@@ -33,6 +33,8 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 
+
+_BILLING_EVENTS = TypeAdapter(list[BillingEvent])
 
 # Built once: flows read master records on every billing event (the intake hot path).
 _KEY = and_(
@@ -415,16 +417,19 @@ class BillableEvents:
     def events(self, ids: Sequence[str]) -> list[BillingEvent]:
         if not ids:
             return []
-        found: dict[str, BillingEvent] = {}
+        found: dict[str, str] = {}
         with self.engine.connect() as connection:
             for start in range(0, len(ids), 500):
-                for r in connection.execute(
+                rows = connection.execute(
                     select(billable_events.c.id, billable_events.c.data).where(
                         billable_events.c.id.in_(ids[start : start + 500])
                     )
-                ):
-                    found[r.id] = BillingEvent.model_validate(loads(r.data))
-        return [found[i] for i in ids if i in found]
+                )
+                found.update((event_id, data) for event_id, data in rows)
+        # one JSON array validated at once: a billing run reads a contract's month of events
+        # (thousands), and pydantic parsing its own JSON beats loads + validate per row
+        texts = [found[i] for i in ids if i in found]
+        return _BILLING_EVENTS.validate_json(f"[{','.join(texts)}]")
 
     def for_contract(self, contract_id: str, kind: BillingEventKind) -> list[BillingEvent]:
         """Every recorded event of a kind for a contract, whatever its billing status."""
@@ -509,6 +514,36 @@ class BillableEvents:
                 select(billable_events).where(billable_events.c.id == event_id)
             ).first()
         return None if row is None else dict(row._mapping)
+
+    def held_ids_for(self, contract_id: str, *, reason_contains: str) -> list[str]:
+        """A contract's held events whose hold reason mentions ``reason_contains``."""
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(billable_events.c.id)
+                    .where(
+                        billable_events.c.contract_id == contract_id,
+                        billable_events.c.status == "held",
+                        billable_events.c.hold_reason.contains(reason_contains, autoescape=True),
+                    )
+                    .order_by(billable_events.c.work_date, billable_events.c.id)
+                ).scalars()
+            )
+
+    def release_held_in(self, connection: Connection, ids: Sequence[str]) -> int:
+        """Make held events ready again (a change order raised the cap that held them), so the
+        next billing run bills them; events no longer held are left alone."""
+        released = 0
+        for start in range(0, len(ids), 500):
+            released += connection.execute(
+                update(billable_events)
+                .where(
+                    billable_events.c.id.in_(ids[start : start + 500]),
+                    billable_events.c.status == "held",
+                )
+                .values(status="ready", hold_reason=None, billing_run=None, updated_at=self.now())
+            ).rowcount
+        return released
 
 
 @dataclass(frozen=True, slots=True)
