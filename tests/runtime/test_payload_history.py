@@ -23,6 +23,18 @@ def test_redactor_hides_secrets_and_configured_pii():
         "Authorization": REDACTED, "Accept": "json"}
 
 
+def test_redactor_finds_keys_spelled_in_capitals_or_json_escapes():
+    redactor = Redactor(["email"])
+    escaped = redactor.body(b'{"user": {"\\u0065mail": "a@b.c"}}')
+    assert "a@b.c" not in escaped and REDACTED in escaped
+    assert "pw-1" not in redactor.body(b'{"user": {"PassWord": "pw-1"}}')
+    assert redactor.body('{"EMAIL": "x@y.z", "n": [1, {"ok": true}]}') == (
+        f'{{"EMAIL":"{REDACTED}","n":[1,{{"ok":true}}]}}'
+    )
+    # nothing to redact: the same compact JSON as a redacted body
+    assert redactor.body(b'{ "id": "in_1",  "total": 1250 }') == '{"id":"in_1","total":1250}'
+
+
 def test_outbound_exchange_is_kept_with_correlation_and_redacted(sqlite_db, clock):
     history = PayloadHistory(sqlite_db, now=clock, retention=timedelta(days=1),
                              redactor=Redactor(["email"]))

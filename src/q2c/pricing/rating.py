@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_DOWN, Decimal, localcontext
+from functools import cache
 from typing import Literal
 
 from q2c.canonical.models import BillingEventKind
@@ -54,6 +55,12 @@ _KIND_WORDS = {
 }
 
 
+@cache
+def _minor_unit(currency: str) -> Decimal:
+    """``Money.exponent``, worked out once per currency (checked on every rated line)."""
+    return Money.zero(currency).exponent
+
+
 def line_amount(quantity: Decimal, unit_price: Money, rounding: RoundingMode = "half_up") -> Money:
     """``round(quantity * unit_price)``: computed with 28 significant digits, rounded once."""
     with localcontext() as ctx:
@@ -85,7 +92,8 @@ class RatedLine:
     def __post_init__(self) -> None:
         if self.unit_price.currency != self.amount.currency:
             raise ValueError("unit price and amount must be in the same currency")
-        if not self.amount.is_rounded():
+        amount = self.amount.amount
+        if amount != amount.quantize(_minor_unit(self.amount.currency)):
             raise ValueError(f"line amount {self.amount} is not rounded to the minor unit")
 
     @property
@@ -161,19 +169,27 @@ def apply_cap(
 ) -> RatingOutcome:
     """Bill ``lines`` up to ``cap`` given what is already billed; hold the rest (rule above)."""
     cap = cap.rounded()
-    billed = already_billed
+    currency = cap.currency
+    ordered = sorted(lines, key=_order)
+    if ordered and already_billed.currency != currency:
+        raise ValueError(f"cannot combine {currency} with {already_billed.currency}")
+    # the running total in Decimals, the currency checked per line: the same sums as Money
+    # arithmetic without a Money per step (thousands of lines per contract and month)
+    billed = already_billed.amount
     kept: list[RatedLine] = []
     held: list[HeldItem] = []
-    for line in sorted(lines, key=_order):
-        remaining = cap - billed
-        if line.amount <= remaining or line.amount.amount <= 0:
+    for line in ordered:
+        if line.amount.currency != currency:
+            raise ValueError(f"cannot combine {line.amount.currency} with {currency}")
+        remaining = cap.amount - billed
+        if line.amount.amount <= remaining or line.amount.amount <= 0:
             kept.append(line)
-            billed = billed + line.amount
+            billed += line.amount.amount
             continue
-        part = remaining if remaining.amount > 0 else Money.zero(cap.currency)
+        part = Money(remaining, currency) if remaining > 0 else Money.zero(currency)
         if part.amount > 0:
             kept.append(_partial(line, part, cap_name))
-            billed = billed + part
+            billed += part.amount
         rest = line.amount - part
         held.append(
             HeldItem(

@@ -205,20 +205,23 @@ class StripeBilling:
         return str(created["id"])
 
     def finalize_invoice(self, invoice_id: str) -> Invoice:
-        """Finalize a draft (a finalized one is read as it is) and read it back."""
+        """Finalize a draft (a finalized one is read as it is). Stripe answers the finalize
+        call with the finalized invoice, so it is not read back a second time."""
         current = self.api.get(f"/v1/invoices/{invoice_id}")
-        if current["status"] == "draft":
-            try:
-                self.api.post(
-                    f"/v1/invoices/{invoice_id}/finalize",
-                    {},
-                    key=idempotency_key("finalize", invoice_id),
-                )
-            except ValidationError as exc:
-                # finalized meanwhile by another attempt: read what Stripe holds
-                if exc.context.get("stripe_code") != "invoice_not_editable":
-                    raise
-        return self.fetch_invoice(invoice_id)
+        if current["status"] != "draft":
+            return self._invoice(current)
+        try:
+            finalized = self.api.post(
+                f"/v1/invoices/{invoice_id}/finalize",
+                {},
+                key=idempotency_key("finalize", invoice_id),
+            )
+        except ValidationError as exc:
+            # finalized meanwhile by another attempt: read what Stripe holds
+            if exc.context.get("stripe_code") != "invoice_not_editable":
+                raise
+            return self.fetch_invoice(invoice_id)
+        return self._invoice(finalized)
 
     def invoice_lines(self, invoice: Mapping[str, Any]) -> list[dict[str, Any]]:
         """All line items of an invoice: the embedded first page, then ``/lines`` pages."""
@@ -230,7 +233,10 @@ class StripeBilling:
         return lines
 
     def fetch_invoice(self, invoice_id: str) -> Invoice:
-        invoice = self.api.get(f"/v1/invoices/{invoice_id}")
+        return self._invoice(self.api.get(f"/v1/invoices/{invoice_id}"))
+
+    def _invoice(self, invoice: dict[str, Any]) -> Invoice:
+        """A Stripe invoice as Stripe returned it, with all its lines, as a canonical one."""
         lines = self.invoice_lines(invoice)
         rate_ids = {
             str(t["tax_rate_details"]["tax_rate"])
