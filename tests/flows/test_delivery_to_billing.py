@@ -12,6 +12,7 @@ from q2c.canonical.models import (
     BillingEventKind,
     BillingModel,
     BillingTerms,
+    Contract,
     ExchangeRate,
 )
 from q2c.canonical.money import Money
@@ -182,6 +183,38 @@ def test_not_to_exceed_bills_up_to_the_cap_and_parks_the_rest(world):
     assert "change order" in cap.suggested_fix
     # the held entry stays ready: raising the cap lets the next run bill it
     assert world.billable.inclusion("te-3")["status"] == "ready"
+
+
+def test_the_rest_of_an_entry_billed_in_part_is_billed_once_the_cap_is_raised(world):
+    contract_id = world.seed_contract("301", not_to_exceed="1000.00")
+    world.deliver(
+        time_entry("te-1", "301", date(2026, 11, 3), "3"),  # 600.00
+        time_entry("te-2", "301", date(2026, 11, 4), "3"),  # 600.00: 400.00 fits, 200.00 rest
+        time_entry("te-3", "301", date(2026, 11, 5), "1"),  # 200.00: held whole
+    )
+    world.run()
+    world.bill(contract_id, NOV)
+    world.run()
+    assert world.billable.inclusion("te-2")["billed_amount"] == "400.00"
+    rest_id = "te-2:rest@ctr-301:2026-11-30"
+    rest = world.billable.inclusion(rest_id)
+    assert rest is not None and rest["status"] == "ready"
+    world.bill(contract_id, date(2026, 12, 31))  # the cap still holds: nothing billed
+    world.run()
+    assert len(world.billing.invoices) == 1
+    # a change order raises the cap (a new contract version)
+    contract = world.records.current("contract", contract_id, Contract)
+    assert contract is not None
+    raised = contract.model_copy(update={"not_to_exceed": usd("5000.00")})
+    with world.db.begin() as connection:
+        world.records.save_in(connection, "contract", raised, canonical_id=contract_id,
+                              version=2, legal_entity="US01", status="active")
+    world.bill(contract_id, date(2027, 1, 31))
+    world.run()
+    second = [i for i in world.billing.invoices.values() if i.total != usd("1000.00")]
+    assert [i.total for i in second] == [usd("400.00")]  # the 200.00 rest + te-3's 200.00
+    assert world.billable.inclusion(rest_id)["billed_amount"] == "200.00"
+    assert world.billable.billed_total(contract_id, "USD") == usd("1400.00")  # 600+600+200
 
 
 def test_expenses_are_marked_up_converted_and_non_billable_categories_held(world):

@@ -370,6 +370,20 @@ class BillingEvent(CanonicalObject):
     percent: ExactDecimal | None = Field(
         default=None, description="a milestone billed as this percent of the contract value"
     )
+    rest_of: str | None = Field(
+        default=None,
+        description="the entry whose unbilled rest this is, after a cap billed it in part",
+    )
+    priced_amount: Money | None = Field(
+        default=None,
+        description="the rest's amount in the contract currency, billed as is (not rated again)",
+    )
+
+    @model_validator(mode="after")
+    def _rest_is_priced(self) -> BillingEvent:
+        if (self.rest_of is None) != (self.priced_amount is None):
+            raise ValueError("rest_of and priced_amount go together: the rest of a capped entry")
+        return self
 
 
 class TaxLine(CanonicalModel):

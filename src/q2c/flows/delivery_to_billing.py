@@ -911,6 +911,47 @@ def finalize_invoice(context: StepContext) -> dict[str, Any]:
     return {"invoice": invoice.model_dump(mode="json")}
 
 
+def _rests_of_partly_billed(
+    hub: HubLedgers, contract: Contract, rated: dict[str, Any], run: str
+) -> list[BillingEvent]:
+    """An entry a cap billed in part is billed (its line says how much); what it was not
+    billed becomes a new ready entry priced at that rest, so a raised cap bills it — never
+    lost, never billed twice. Time and materials only: the other models' raters price from the
+    contract, and their value cap is the contract's total."""
+    if contract.billing_model is not BillingModel.TIME_AND_MATERIALS:
+        return []
+    service_items = {
+        event_id: line["service_item"] for line in rated["lines"] for event_id in line["events"]
+    }
+    partly = {
+        event_id: Money.from_json(item["amount"])
+        for item in rated["cap_held"]
+        if item["amount"] is not None
+        for event_id in item["event_ids"]
+        if event_id in service_items
+    }
+    rests = []
+    for event in hub.billable.events(sorted(partly)):
+        rests.append(
+            BillingEvent(
+                id=f"{event.id}:rest@{run}",
+                kind=event.kind,
+                project_id=event.project_id,
+                contract_id=contract.id,
+                work_date=event.work_date,
+                unit=event.unit,
+                role=event.role,
+                service_item=service_items[event.id],
+                description=f"Rest of {_what(event).lower()} of {event.work_date} "
+                "(held by the cap)",
+                source_system=event.source_system,
+                rest_of=event.rest_of or event.id,
+                priced_amount=partly[event.id],
+            )
+        )
+    return rests
+
+
 def record_inclusion(context: StepContext) -> StepResult:
     """Which invoice line each event landed on, the invoice in the ledger, the hand-over to
     invoice-to-ledger, and what was held — all in the step's one commit."""
@@ -937,6 +978,7 @@ def record_inclusion(context: StepContext) -> StepResult:
             if line["kind"] in ("fixed_fee_installment", "retainer_period")
             and event_id.startswith(f"{contract.id}:")
         ]
+        rests = _rests_of_partly_billed(hub, contract, rated, run)
         used_cards: dict[tuple[str, int], date] = {}
         for line in rated["lines"]:
             if line["rate_card_id"]:
@@ -960,6 +1002,10 @@ def record_inclusion(context: StepContext) -> StepResult:
                     legal_entity=contract.legal_entity,
                 )
             hub.billable.mark_billed_in(connection, billed, billing_run=run)
+            hub.billable.record_ready_many_in(
+                connection,
+                [RecordedDelivery(rest, contract.id, contract.legal_entity) for rest in rests],
+            )
             for (card_id, version), last_used in used_cards.items():
                 hub.records.set_status_in(connection, "rate_card", card_id, version, "used")
                 use_id = rate_card_use_id(card_id, version)
@@ -992,6 +1038,7 @@ def record_inclusion(context: StepContext) -> StepResult:
             number=invoice.number,
             total=invoice.total.as_json(),
             billed_events=len(billed),
+            rests_after_cap=[rest.id for rest in rests],
         )
     held = [(event_id, item["message"]) for item in rated["held"] for event_id in item["event_ids"]]
     if held:

@@ -222,6 +222,30 @@ def rate_expense(
     )
 
 
+def rest_line(event: BillingEvent, contract: Contract) -> RatedLine:
+    """The unbilled rest of an entry a cap billed in part: its priced amount, as one unit, so
+    the entry's parts add up to what it was rated at; the cap applies to it again."""
+    assert event.priced_amount is not None
+    amount = event.priced_amount
+    if amount.currency != contract.currency:
+        raise ValidationError(
+            f"The rest of {event.rest_of} is priced in {amount.currency}, contract "
+            f"{contract.number} bills in {contract.currency}",
+            field="priced_amount",
+        )
+    return RatedLine(
+        billing_event_ids=(event.id,),
+        contract_id=contract.id,
+        kind=event.kind,
+        description=event.description,
+        service_item=event.service_item or "",
+        quantity=Decimal(1),
+        unit_price=amount,
+        amount=amount,
+        work_date=event.work_date,
+    )
+
+
 def rate_time_and_materials(
     events: Iterable[BillingEvent],
     *,
@@ -247,7 +271,9 @@ def rate_time_and_materials(
                 f"not {contract.id}",
                 field="contract_id",
             )
-        if event.kind is BillingEventKind.TIME and not event.billable:
+        if event.priced_amount is not None:
+            capped.append(rest_line(event, contract))
+        elif event.kind is BillingEventKind.TIME and not event.billable:
             held.append(
                 HeldItem(
                     billing_event_ids=(event.id,),
