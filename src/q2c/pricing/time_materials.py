@@ -88,6 +88,18 @@ def rate_time(
             context={"billing_event_id": event.id, "rate_card_id": contract.rate_card_id},
         )
     unit_price = _convert(rate_line.rate, contract.currency, fx, document_date, exact=True)
+    amount = line_amount(event.quantity, unit_price, rounding)
+    return _time_line(event, contract, rate_line, version, unit_price, amount)
+
+
+def _time_line(
+    event: BillingEvent,
+    contract: Contract,
+    rate_line: RateCardLine,
+    version: int,
+    unit_price: Money,
+    amount: Money,
+) -> RatedLine:
     return RatedLine(
         billing_event_ids=(event.id,),
         contract_id=contract.id,
@@ -96,7 +108,7 @@ def rate_time(
         service_item=rate_line.service_item,
         quantity=event.quantity,
         unit_price=unit_price,
-        amount=line_amount(event.quantity, unit_price, rounding),
+        amount=amount,
         work_date=event.work_date,
         rate_card_id=contract.rate_card_id,
         rate_card_version=version,
@@ -161,19 +173,7 @@ class _TimeRater:
             amount = self._amounts[(event.quantity, unit_price)] = line_amount(
                 event.quantity, unit_price, self.rounding
             )
-        return RatedLine(
-            billing_event_ids=(event.id,),
-            contract_id=contract.id,
-            kind=BillingEventKind.TIME,
-            description=event.description or f"{event.role or rate_line.service_item} time",
-            service_item=rate_line.service_item,
-            quantity=event.quantity,
-            unit_price=unit_price,
-            amount=amount,
-            work_date=event.work_date,
-            rate_card_id=rate_card_id,
-            rate_card_version=version,
-        )
+        return _time_line(event, contract, rate_line, version, unit_price, amount)
 
 
 def rate_expense(
