@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -59,6 +59,7 @@ __all__ = [
     "add_trace_context",
     "configure_logging",
     "configure_tracing",
+    "continued_trace",
     "event_trace_context",
     "ingest_span",
     "note_run_outcome",
@@ -269,6 +270,21 @@ def ingest_span(events: Sequence[CloudEvent]) -> Iterator[IngestTrace]:
         attributes=attributes,
     ) as span:
         yield IngestTrace(span)
+
+
+@contextmanager
+def continued_trace(headers: Mapping[str, str]) -> Iterator[None]:
+    """Continue the caller's trace (W3C ``traceparent`` / ``tracestate`` request headers) for
+    what runs inside: an ingest over HTTP becomes a child of the sender's span."""
+    carrier = {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
+    if _STATE.tracer is None or "traceparent" not in carrier:
+        yield
+        return
+    token = otel_context.attach(_PROPAGATOR.extract(carrier))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def stored_event_json(event: CloudEvent, *, alone: bool) -> str:

@@ -23,8 +23,9 @@ from q2c.bootstrap import Hub, bootstrap
 from q2c.canonical.events import CloudEvent, new_event
 from q2c.config import DEMO_CONFIG_YAML, TracingConfig, default_demo_config, parse_config
 from q2c.connectors.http import RestClient
+from q2c.connectors.memory import InMemoryCrm, InMemoryErp
 from q2c.connectors.netsuite.sandbox import NetSuiteSandbox
-from q2c.connectors.registry import connect_systems
+from q2c.connectors.registry import Connections, connect_systems
 from q2c.connectors.salesforce.emulator import SalesforceSandbox
 from q2c.connectors.sandbox import ASGIApp, Receive, Scope, Send
 from q2c.demo_opportunities import ITEMS, UNMAPPED_DEPARTMENT, seed_deals
@@ -366,3 +367,32 @@ def test_tracing_benchmark_runs_half_its_sagas_traced_and_switches_tracing_off(t
     assert result.cpu_seconds is not None and result.cpu_seconds > 0
     assert REGISTRY.get_sample_value("q2c_vendor_calls_total", labels) == calls_before + 80 * 6
     assert not tracing_enabled()
+
+
+def test_an_event_posted_with_a_traceparent_header_continues_the_callers_trace(db, clock,
+                                                                               spans):
+    from fastapi.testclient import TestClient
+
+    from q2c.api.app import create_app
+    from tests.api.conftest import api_config, bearer
+
+    connections = Connections()
+    connections.add("salesforce", ["crm"], InMemoryCrm(system="salesforce"))
+    connections.add("netsuite", ["erp"], InMemoryErp(system="netsuite"))
+    hub = bootstrap(api_config(), db=db, clock=clock, connections=connections, worker_id="t")
+    try:
+        app = create_app(hub)
+        event = new_event("opportunity.closed_won",
+                          {"opportunity_id": "006TRACE", "legal_entity": "US01"},
+                          source="urn:test:crm", event_id="evt-trace-1")
+        with TestClient(app) as client:
+            response = client.post(
+                "/v1/events", content=event.to_json(),
+                headers={**bearer(app, "admin"), "traceparent": ORIGIN,
+                         "content-type": "application/cloudevents+json"})
+        assert response.status_code == 202, response.text
+        [ingest] = _by_name(spans.get_finished_spans(), "q2c.inbox accept")
+        assert _hex(ingest.context.trace_id, 32) == ORIGIN_TRACE
+        assert ingest.parent is not None and _hex(ingest.parent.span_id, 16) == ORIGIN_SPAN
+    finally:
+        hub.close()

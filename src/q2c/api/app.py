@@ -39,6 +39,7 @@ from q2c.api.webhooks import webhooks_router
 from q2c.bootstrap import Hub
 from q2c.canonical.inbound import validate_events
 from q2c.console import mount_console
+from q2c.observability import continued_trace
 from q2c.runtime.exception_queue import ExceptionFilter
 from q2c.runtime.jsonutil import loads
 from q2c.runtime.metrics import REGISTRY
@@ -140,7 +141,8 @@ def create_app(
         events, errors = validate_events(items)
         if errors:
             raise ApiError(422, errors[0]["message"], title="Invalid event", errors=errors)
-        receipts = await run_in_threadpool(hub.inbox.accept, events)
+        with continued_trace(request.headers):  # the worker thread copies this context
+            receipts = await run_in_threadpool(hub.inbox.accept, events)
         await run_in_threadpool(
             hub.payloads.record_inbound,
             system=request.headers.get("ce-source") or events[0].source,
