@@ -18,14 +18,14 @@ import random
 import signal
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import uvicorn
-
 from q2c.connectors.netsuite.sandbox import NetSuiteSandbox
 from q2c.connectors.salesforce.emulator import SalesforceSandbox
+from q2c.serving import serving
 
 __all__ = ["serve_sandboxes", "serve_tryton"]
 
@@ -69,36 +69,17 @@ def serve_sandboxes(
         "reference": reference,
         "deals": [{k: str(v) for k, v in deal.items() if k != "product_ids"} for deal in deals],
     }
-    servers = [
-        uvicorn.Server(
-            uvicorn.Config(
-                salesforce.app, host=host, port=salesforce_port, log_level="warning", lifespan="off"
-            )
-        ),
-        uvicorn.Server(
-            uvicorn.Config(
-                netsuite.app, host=host, port=netsuite_port, log_level="warning", lifespan="off"
-            )
-        ),
-    ]
-    threads = [threading.Thread(target=s.run, daemon=True) for s in servers]
-    for thread in threads:
-        thread.start()
-    for server in servers:
-        while not server.started:
-            if not any(t.is_alive() for t in threads):
-                raise SystemExit("a sandbox server failed to start")
-            threading.Event().wait(0.05)
-    credentials_out.parent.mkdir(parents=True, exist_ok=True)
-    partial = credentials_out.with_suffix(".tmp")
-    partial.write_text(json.dumps(document, indent=2))
-    partial.replace(credentials_out)  # readers never see a half-written file
-
-    _wait_for_stop_signal()
-    for server in servers:
-        server.should_exit = True
-    for thread in threads:
-        thread.join(timeout=5)
+    with ExitStack() as servers:
+        try:
+            for app, port in ((salesforce.app, salesforce_port), (netsuite.app, netsuite_port)):
+                servers.enter_context(serving(app, port=port, host=host))
+        except RuntimeError as exc:
+            raise SystemExit(f"a sandbox server failed to start: {exc}") from None
+        credentials_out.parent.mkdir(parents=True, exist_ok=True)
+        partial = credentials_out.with_suffix(".tmp")
+        partial.write_text(json.dumps(document, indent=2))
+        partial.replace(credentials_out)  # readers never see a half-written file
+        _wait_for_stop_signal()
 
 
 def serve_tryton(

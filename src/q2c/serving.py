@@ -24,12 +24,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: Any, *, port: int | None = None, start_timeout: float = 15.0) -> Iterator[str]:
+def serving(
+    app: Any, *, port: int | None = None, host: str = "127.0.0.1", start_timeout: float = 15.0
+) -> Iterator[str]:
     """Yields the base URL while uvicorn serves ``app`` (on ``port``, or a free one); stops it
     on exit."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
@@ -37,10 +39,10 @@ def serving(app: Any, *, port: int | None = None, start_timeout: float = 15.0) -
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

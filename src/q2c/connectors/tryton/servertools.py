@@ -9,7 +9,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from q2c.connectors.tryton.provision import PROVISION_VERSION
 from q2c.errors import ConfigError
+from q2c.serving import free_port
 
 __all__ = [
     "INIT_VERSION",
@@ -147,12 +147,6 @@ class PostgresCluster:
 
     def drop(self, name: str) -> None:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def terminate(process: subprocess.Popen[bytes] | None) -> None:
